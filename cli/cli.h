@@ -1,0 +1,53 @@
+/* What the commands of the tether CLI share: TLS set-up from options, failure reports, JSON. */
+#ifndef TETHER_CLI_H
+#define TETHER_CLI_H
+
+#include <stdbool.h>
+#include <stdio.h>
+
+#include "args.h"
+#include "tether/heap.h"
+#include "tether/mqtt.h"
+#include "tether/tls.h"
+
+/* Options of every command that opens a TLS connection. */
+extern const cli_option cli_tls_options[];
+
+/* A TLS connection made from command-line options. */
+typedef struct cli_tls {
+    tether_tls tls;
+    tether_tls_options opts;
+    void *arena;
+    bool json;
+    bool verbose;
+    size_t handshake_peak; /* Heap peak of the first handshake. */
+    size_t connected_heap; /* Heap in use right after the first handshake. */
+    unsigned connects;
+    const char *version; /* Negotiated at the last connect, for summaries after closing. */
+    const char *suite;
+} cli_tls;
+
+/* Reads --cafile/--cert/--key/..., installs the heap hooks (--heap-limit). Prints and returns
+ * an exit status on failure, -1 on success. */
+int cli_tls_setup(cli_tls *c, const cli_args *a, const char *default_host);
+
+/* Connects (TCP + handshake), printing the stage trace with --verbose. */
+tether_status cli_tls_connect(cli_tls *c);
+
+void cli_tls_free(cli_tls *c);
+
+/* Prints a failure: the TLS diagnosis when the status came from TLS, else name, message and
+ * hint; as one JSON object with --json. `during` names the step ("MQTT CONNECT"). */
+void cli_report_failure(const cli_tls *c, tether_status st, const char *during, bool json);
+
+/* JSON helpers: a quoted, escaped string. */
+void cli_json_string(FILE *f, const char *s, size_t len);
+
+/* Heap and TLS facts for a summary, as JSON members (no braces) or as one human line. */
+void cli_json_tls_summary(FILE *f, const cli_tls *c);
+void cli_print_tls_summary(FILE *f, const cli_tls *c);
+
+int cmd_mqtt(int argc, char **argv);
+int cmd_explain(int argc, char **argv);
+
+#endif

@@ -1,0 +1,80 @@
+/**
+ * @file port.h
+ * @brief The platform port: sockets, clocks, randomness, files. Small on purpose.
+ *
+ * Everything tether needs from the platform is here; a port for ESP-IDF or FreeRTOS
+ * reimplements these functions and nothing else. The POSIX port (src/port/posix) is the
+ * default. Socket functions follow the transport contract of transport.h: bytes moved,
+ * 0 for "nothing within the timeout", a negative ::tether_status on error.
+ *
+ * @code
+ * tether_socket s;
+ * if (tether_port_tcp_connect(&s, "localhost", 8883, 5000) == TETHER_OK) {
+ *     int32_t n = tether_port_tcp_send(&s, (const uint8_t *)"x", 1, 1000);
+ *     tether_port_tcp_close(&s);
+ * }
+ * @endcode
+ */
+#ifndef TETHER_PORT_H
+#define TETHER_PORT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "tether/status.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** A TCP connection of the POSIX port. */
+typedef struct tether_socket {
+    int fd;              /**< -1 when closed. */
+    int last_errno;      /**< System error of the last failure, for diagnostics; 0 if none. */
+    char address[64];    /**< Numeric address connected to, for messages. */
+    uint32_t connect_ms; /**< Time the TCP connect took. */
+} tether_socket;
+
+/**
+ * Resolves @p host (IPv4 or IPv6, getaddrinfo) and connects to the first address that
+ * answers within @p timeout_ms overall.
+ * @return TETHER_OK, TETHER_DNS_FAILED, TETHER_CONNECT_REFUSED, TETHER_CONNECT_TIMEOUT,
+ *         TETHER_NETWORK_UNREACHABLE or TETHER_SOCKET_ERROR (errno in last_errno).
+ */
+TETHER_MUST_USE tether_status tether_port_tcp_connect(tether_socket *sock, const char *host,
+                                                      uint16_t port, uint32_t timeout_ms);
+
+/** Sends up to @p len bytes, waiting at most @p timeout_ms for the socket to take any. */
+int32_t tether_port_tcp_send(tether_socket *sock, const uint8_t *buf, size_t len,
+                             uint32_t timeout_ms);
+
+/** Receives up to @p len bytes, waiting at most @p timeout_ms for any to arrive. */
+int32_t tether_port_tcp_recv(tether_socket *sock, uint8_t *buf, size_t len, uint32_t timeout_ms);
+
+/** Closes the connection; safe on a closed socket. */
+void tether_port_tcp_close(tether_socket *sock);
+
+/** Monotonic milliseconds since an arbitrary start; never goes back. */
+uint64_t tether_port_now_ms(void);
+
+/** Wall-clock time in Unix seconds (may be wrong before the clock is set). */
+int64_t tether_port_time_s(void);
+
+/** Fills @p buf with cryptographically strong random bytes. */
+TETHER_MUST_USE tether_status tether_port_entropy(uint8_t *buf, size_t len);
+
+/** Sleeps for @p ms milliseconds. */
+void tether_port_sleep_ms(uint32_t ms);
+
+/**
+ * Reads a whole file into a caller buffer and NUL-terminates it (PEM parsers want that).
+ * @param out_len bytes read, without the terminator; on TETHER_FILE_TOO_LARGE, the file size.
+ * @return TETHER_OK, TETHER_FILE_NOT_FOUND, TETHER_FILE_READ_FAILED or TETHER_FILE_TOO_LARGE.
+ */
+TETHER_MUST_USE tether_status tether_port_read_file(const char *path, uint8_t *buf, size_t cap,
+                                                    size_t *out_len);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* TETHER_PORT_H */

@@ -1,0 +1,228 @@
+/**
+ * @file tls.h
+ * @brief TLS transport on mbedTLS: trust store, client identity, SNI, fragment length,
+ *        handshake with named stages, and a diagnosis of every failure.
+ *
+ * A ::tether_tls is owned by the caller (static or on the stack); mbedTLS allocates its
+ * record buffers and certificates through tether's heap hooks (heap.h). Credentials are given
+ * as memory buffers (PEM, NUL-terminated with the NUL counted in the length, or DER), so a
+ * device can keep them in flash; tether_port_read_file() loads them on a host.
+ *
+ * Every failure fills a ::tether_tls_diag: the tether status, the raw mbedTLS code (split into
+ * its high- and low-level parts), the handshake stage, the TLS alert received, verify flags,
+ * byte counts, and the heap in use and at peak, so that a message can give the cause and the
+ * numbers (see tether_tls_describe()).
+ *
+ * @code
+ * static tether_tls tls;
+ * tether_tls_init(&tls);
+ * tether_tls_add_trust(&tls, ca_pem, ca_pem_len + 1);
+ * tether_tls_set_identity(&tls, chain_pem, chain_len + 1, key_pem, key_len + 1, NULL);
+ * tether_tls_options o = tether_tls_options_default();
+ * o.host = "global.azure-devices-provisioning.net";
+ * o.port = 8883;
+ * if (tether_tls_connect(&tls, &o) != TETHER_OK)
+ *     print(tether_tls_last_diag(&tls));
+ * tether_transport t = tether_tls_transport(&tls);   // hand to MQTT
+ * @endcode
+ */
+#ifndef TETHER_TLS_H
+#define TETHER_TLS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "mbedtls/ctr_drbg.h"
+#include "mbedtls/entropy.h"
+#include "mbedtls/pk.h"
+#include "mbedtls/ssl.h"
+#include "mbedtls/x509_crt.h"
+
+#include "tether/port.h"
+#include "tether/status.h"
+#include "tether/transport.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** The stages of a client handshake, in the order they happen. */
+typedef enum tether_tls_stage {
+    TETHER_TLS_STAGE_NONE = 0,
+    TETHER_TLS_STAGE_TCP_CONNECT,        /**< 1: TCP connection to the server. */
+    TETHER_TLS_STAGE_CLIENT_HELLO,       /**< 2: ClientHello sent. */
+    TETHER_TLS_STAGE_SERVER_HELLO,       /**< 3: ServerHello received. */
+    TETHER_TLS_STAGE_SERVER_CERTIFICATE, /**< 4: server certificate received and verified. */
+    TETHER_TLS_STAGE_CLIENT_CERTIFICATE, /**< 5: client certificate sent. */
+    TETHER_TLS_STAGE_KEY_EXCHANGE,       /**< 6: key exchange and certificate verify. */
+    TETHER_TLS_STAGE_FINISHED,           /**< 7: Finished messages exchanged. */
+    TETHER_TLS_STAGE_CONNECTED           /**< Handshake over; application data flows. */
+} tether_tls_stage;
+
+/** Number of numbered stages (1..7), for "stage N of 7". */
+#define TETHER_TLS_STAGE_COUNT 7
+
+/** What happened, with the numbers. Filled on every failure and kept until the next call. */
+typedef struct tether_tls_diag {
+    tether_status status;
+    int mbedtls_code;       /**< Raw code as returned (negative), 0 if none. */
+    int mbedtls_high;       /**< High-level (SSL, X509, PK) part of the code, or 0. */
+    int mbedtls_low;        /**< Low-level (MPI, ECP, AES...) part of the code, or 0. */
+    tether_tls_stage stage; /**< The stage in progress when it failed (or the last one reached). */
+    int alert;              /**< Fatal alert received from the peer, -1 if none. */
+    uint32_t verify_flags;  /**< MBEDTLS_X509_BADCERT_* flags of the server verification. */
+    int sys_errno;          /**< errno of a socket failure, 0 if none. */
+    size_t bytes_sent;      /**< TCP bytes sent on this connection. */
+    size_t bytes_received;  /**< TCP bytes received on this connection. */
+    size_t heap_in_use;     /**< TLS heap in use when it failed. */
+    size_t heap_peak;       /**< TLS heap peak when it failed. */
+    size_t heap_cap;        /**< Heap limit in force (0 = none). */
+    size_t heap_request;    /**< Bytes asked for by the refused allocation. */
+    size_t heap_at_failure; /**< Bytes in use when it was refused. */
+    size_t needed;          /**< E.g. the Certificate message size, or the record length. */
+    size_t available;       /**< E.g. the output buffer, or the input buffer. */
+    char server_subject[128]; /**< Subject of the server's leaf certificate, if seen. */
+    char server_issuer[128];  /**< Issuer at the top of the chain the server presented. */
+} tether_tls_diag;
+
+/** Called when a handshake stage completes (for a trace), with the diag as it stands. */
+typedef void (*tether_tls_stage_fn)(void *context, tether_tls_stage stage,
+                                    const tether_tls_diag *diag);
+
+/** Connection options; start from tether_tls_options_default(). */
+typedef struct tether_tls_options {
+    const char *host;         /**< Server name: SNI and certificate verification. */
+    const char *connect_host; /**< Address actually dialled; NULL = host (cf. curl --connect-to). */
+    uint16_t port;
+    uint32_t connect_timeout_ms;
+    uint32_t handshake_timeout_ms;
+    uint32_t io_timeout_ms; /**< How long recv waits before returning 0 ("try again"). */
+    uint16_t max_fragment;  /**< 0 = profile default; else 512, 1024, 2048 or 4096. */
+    bool tls12_only;        /**< Do not offer TLS 1.3 even if this build has it. */
+    bool insecure;          /**< Skip server verification. Tests only; callers must warn. */
+    tether_tls_stage_fn on_stage;
+    void *on_stage_context;
+} tether_tls_options;
+
+/** A TLS client connection and its credentials. Treat the fields as private. */
+typedef struct tether_tls {
+    mbedtls_ssl_context ssl;
+    mbedtls_ssl_config conf;
+    mbedtls_x509_crt trust;
+    mbedtls_x509_crt chain;
+    mbedtls_pk_context key;
+    mbedtls_entropy_context entropy;
+    mbedtls_ctr_drbg_context drbg;
+    tether_socket sock;
+    tether_tls_options opts;
+    tether_tls_diag diag;
+    bool has_trust;
+    bool has_identity;
+    bool ssl_ready;
+    bool connected;
+    uint64_t deadline_ms;
+    /* Record-header tracker over received bytes: finds the length of an oversized record. */
+    uint8_t rec_header[5];
+    size_t rec_header_have;
+    size_t rec_body_left;
+    size_t last_record_len;
+    tether_status io_status; /* Socket failure behind an mbedTLS I/O error. */
+    size_t heap_failures_at_start;
+} tether_tls;
+
+/** Build facts: mbedTLS version, profile, record buffer sizes, TLS versions. */
+typedef struct tether_tls_build_info {
+    const char *mbedtls_version; /**< e.g. "3.6.6". */
+    const char *debian_version;  /**< Debian source package version it was built from. */
+    const char *profile;         /**< desktop, esp-idf, tight, minimal. */
+    size_t in_content_len;
+    size_t out_content_len;
+    bool tls13;
+    bool variable_buffers;
+    uint16_t default_max_fragment; /**< 0 when the profile does not ask for one. */
+} tether_tls_build_info;
+
+/** The facts of this build. */
+void tether_tls_get_build_info(tether_tls_build_info *out);
+
+/** Defaults: port 8883, connect 10 s, handshake 30 s, io 1 s, profile's fragment length. */
+tether_tls_options tether_tls_options_default(void);
+
+/** Prepares @p tls; seeds the random generator from the port. Call once. */
+TETHER_MUST_USE tether_status tether_tls_init(tether_tls *tls);
+
+/**
+ * Adds root certificates to the trust store: PEM (NUL counted in @p len; several certs may
+ * follow each other) or DER. May be called several times.
+ * @return TETHER_OK if at least one certificate was added, else TETHER_TLS_CA_PARSE_FAILED.
+ */
+TETHER_MUST_USE tether_status tether_tls_add_trust(tether_tls *tls, const uint8_t *data,
+                                                   size_t len);
+
+/**
+ * Sets the client certificate chain (leaf first) and its private key.
+ * @param password for an encrypted key, NULL otherwise.
+ * @return TETHER_TLS_CERT_PARSE_FAILED, TETHER_TLS_KEY_PARSE_FAILED,
+ *         TETHER_TLS_KEY_PASSWORD_REQUIRED, TETHER_TLS_KEY_PASSWORD_WRONG or
+ *         TETHER_TLS_KEY_MISMATCH on failure.
+ */
+TETHER_MUST_USE tether_status tether_tls_set_identity(tether_tls *tls, const uint8_t *chain,
+                                                      size_t chain_len, const uint8_t *key,
+                                                      size_t key_len, const char *password);
+
+/**
+ * Size in bytes of the TLS 1.2 Certificate handshake message the identity makes, and the
+ * output buffer it needs (0 if no identity). This is what must fit MBEDTLS_SSL_OUT_CONTENT_LEN.
+ */
+size_t tether_tls_certificate_message_size(const tether_tls *tls);
+
+/** Connects over TCP and completes the handshake. On failure see tether_tls_last_diag(). */
+TETHER_MUST_USE tether_status tether_tls_connect(tether_tls *tls, const tether_tls_options *opts);
+
+/** The connection as a transport for MQTT. */
+tether_transport tether_tls_transport(tether_tls *tls);
+
+/** Sends close_notify and closes the socket; credentials stay for the next connect. */
+void tether_tls_close(tether_tls *tls);
+
+/** Frees everything mbedTLS allocated for @p tls. */
+void tether_tls_free(tether_tls *tls);
+
+/** The diagnosis of the last failure (or of the last successful handshake). */
+const tether_tls_diag *tether_tls_last_diag(const tether_tls *tls);
+
+/** "TCP connect", "ClientHello", ... */
+const char *tether_tls_stage_name(tether_tls_stage stage);
+
+/** The TLS version and cipher suite negotiated ("TLSv1.2", ...), after connect. */
+const char *tether_tls_version_name(const tether_tls *tls);
+const char *tether_tls_ciphersuite_name(const tether_tls *tls);
+
+/* --- translation of mbedTLS facts into words (also used by `tether explain`) --------- */
+
+/** Splits a combined mbedTLS code into its high-level and low-level parts. */
+void tether_mbedtls_split(int code, int *out_high, int *out_low);
+
+/** mbedTLS's own text for a code (mbedtls_strerror), into @p buf. */
+void tether_mbedtls_text(int code, char *buf, size_t len);
+
+/** Name of a TLS alert description ("unknown_ca"), or NULL. */
+const char *tether_tls_alert_name(int alert);
+
+/**
+ * Writes one line per set MBEDTLS_X509_BADCERT_/BADCRL_ flag into @p buf, each "- NAME: meaning".
+ * @return the number of flags described.
+ */
+size_t tether_tls_describe_verify_flags(uint32_t flags, char *buf, size_t len);
+
+/**
+ * Writes the full explanation of @p diag (what, why, the numbers, what to change, the raw
+ * code), several lines, into @p buf.
+ */
+void tether_tls_describe(const tether_tls_diag *diag, char *buf, size_t len);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* TETHER_TLS_H */

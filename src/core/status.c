@@ -1,0 +1,246 @@
+/* The status table: one entry per code, in enum order (checked at compile time). */
+#include "tether/status.h"
+
+#include <ctype.h>
+#include <string.h>
+
+typedef struct status_entry {
+    const char *name;
+    const char *message;
+    const char *hint;
+} status_entry;
+
+static const status_entry table[] = {
+    [TETHER_OK] = {"OK", "success", "nothing to change"},
+
+    [TETHER_INVALID_ARGUMENT] = {"INVALID_ARGUMENT", "a value passed to tether is out of range",
+                                 "check the option or parameter named in the message"},
+    [TETHER_BUFFER_TOO_SMALL] = {"BUFFER_TOO_SMALL", "a caller buffer is too small for the result",
+                                 "give a buffer of at least the size reported as needed"},
+    [TETHER_WOULD_BLOCK] = {"WOULD_BLOCK", "nothing to do yet; the operation needs more data",
+                            "call again when the transport has data"},
+    [TETHER_TIMEOUT] = {"TIMEOUT", "the operation did not finish in the time allowed",
+                        "check that the peer is up and reachable, or allow more time"},
+
+    [TETHER_FILE_NOT_FOUND] = {"FILE_NOT_FOUND", "a file given to tether does not exist",
+                               "check the path; relative paths start from the current directory"},
+    [TETHER_FILE_READ_FAILED] = {"FILE_READ_FAILED", "a file given to tether could not be read",
+                                 "check the file's permissions"},
+    [TETHER_FILE_TOO_LARGE] = {"FILE_TOO_LARGE", "a file is larger than the buffer that holds it",
+                               "certificates and keys are a few KB; check that this is the "
+                               "right file"},
+    [TETHER_ENTROPY_FAILED] = {"ENTROPY_FAILED", "the platform gave no random bytes",
+                               "the port's entropy source failed; on a device, check the RNG "
+                               "driver is started before TLS"},
+    [TETHER_DNS_FAILED] = {"DNS_FAILED", "the host name could not be resolved",
+                           "check the spelling of the host and the device's DNS server"},
+    [TETHER_CONNECT_REFUSED] = {"CONNECT_REFUSED",
+                                "the server refused the TCP connection (nothing listens there)",
+                                "check the host and port; is the broker or cloud running?"},
+    [TETHER_CONNECT_TIMEOUT] = {"CONNECT_TIMEOUT", "the TCP connection was not answered in time",
+                                "a firewall may drop port 8883; check the route to the server"},
+    [TETHER_NETWORK_UNREACHABLE] = {"NETWORK_UNREACHABLE", "no route to the server",
+                                    "check the device's network link and address"},
+    [TETHER_CONNECTION_CLOSED] = {"CONNECTION_CLOSED", "the server closed the connection",
+                                  "see the server's log; tether reconnects where it can"},
+    [TETHER_CONNECTION_RESET] = {"CONNECTION_RESET", "the connection was reset by the peer",
+                                 "the server or a middlebox dropped the connection; retry"},
+    [TETHER_SOCKET_ERROR] = {"SOCKET_ERROR", "a socket operation failed",
+                             "see the system error in the details"},
+
+    [TETHER_TLS_CA_PARSE_FAILED] = {"TLS_CA_PARSE_FAILED",
+                                    "the trust store (CA file) holds no certificate tether can "
+                                    "parse",
+                                    "give a PEM or DER file of root certificates (--cafile)"},
+    [TETHER_TLS_CERT_PARSE_FAILED] = {"TLS_CERT_PARSE_FAILED",
+                                      "the client certificate could not be parsed",
+                                      "give the device certificate chain as PEM or DER, leaf "
+                                      "first (--cert)"},
+    [TETHER_TLS_KEY_PARSE_FAILED] = {"TLS_KEY_PARSE_FAILED", "the private key could not be parsed",
+                                     "give an EC P-256/P-384 or RSA 2048-4096 key as PEM or DER "
+                                     "(--key)"},
+    [TETHER_TLS_KEY_PASSWORD_REQUIRED] = {"TLS_KEY_PASSWORD_REQUIRED",
+                                          "the private key is encrypted and no password was "
+                                          "given",
+                                          "pass the key's password (--key-password)"},
+    [TETHER_TLS_KEY_PASSWORD_WRONG] = {"TLS_KEY_PASSWORD_WRONG",
+                                       "the password does not decrypt the private key",
+                                       "check the password given with --key-password"},
+    [TETHER_TLS_KEY_MISMATCH] = {"TLS_KEY_MISMATCH",
+                                 "the private key does not belong to the certificate",
+                                 "give the key that was made with this certificate"},
+    [TETHER_TLS_NO_TRUST_ANCHOR] = {"TLS_NO_TRUST_ANCHOR", "no trusted root certificate was given",
+                                    "give the root that signs the server (--cafile); "
+                                    "verification cannot be skipped silently"},
+    [TETHER_TLS_INSECURE_NOT_ALLOWED] = {"TLS_INSECURE_NOT_ALLOWED",
+                                         "server verification can only be disabled explicitly",
+                                         "use --insecure for a test only; never on a device"},
+
+    [TETHER_TLS_CERT_CHAIN_TOO_LARGE] = {"TLS_CERT_CHAIN_TOO_LARGE",
+                                         "the client certificate chain does not fit the TLS "
+                                         "output buffer",
+                                         "send a shorter chain (leaf + the one intermediate the "
+                                         "service knows), or build with a larger output buffer "
+                                         "(profile desktop, or raise "
+                                         "MBEDTLS_SSL_OUT_CONTENT_LEN)"},
+    [TETHER_TLS_PEER_CLOSED_IN_HANDSHAKE] = {"TLS_PEER_CLOSED_IN_HANDSHAKE",
+                                             "the server closed the connection during the TLS "
+                                             "handshake",
+                                             "the server accepted nothing offered (TLS version, "
+                                             "cipher suites, SNI) or rejected the client "
+                                             "certificate; check the host name, the profile's "
+                                             "suites and the device certificate"},
+    [TETHER_TLS_ALLOC_FAILED] = {"TLS_ALLOC_FAILED", "TLS ran out of heap",
+                                 "free heap before connecting, raise the heap limit, or use a "
+                                 "profile with smaller record buffers (tight, minimal)"},
+    [TETHER_TLS_SERVER_CERT_UNTRUSTED] = {"TLS_SERVER_CERT_UNTRUSTED",
+                                          "the server's certificate does not chain to a trusted "
+                                          "root",
+                                          "give the root CA that issued the server's chain "
+                                          "(--cafile); for Azure, DigiCert Global Root G2"},
+    [TETHER_TLS_SERVER_CERT_EXPIRED] = {"TLS_SERVER_CERT_EXPIRED",
+                                        "the server's certificate has expired (or the clock is "
+                                        "ahead)",
+                                        "check the device clock; if it is right, the server "
+                                        "must renew its certificate"},
+    [TETHER_TLS_SERVER_CERT_NOT_YET_VALID] = {"TLS_SERVER_CERT_NOT_YET_VALID",
+                                              "the server's certificate is not valid yet (or the "
+                                              "clock is behind)",
+                                              "set the device clock (SNTP) before connecting"},
+    [TETHER_TLS_HOSTNAME_MISMATCH] = {"TLS_HOSTNAME_MISMATCH",
+                                      "the server's certificate is for another host name",
+                                      "connect with the name the certificate was issued for; "
+                                      "with an address override keep the real host name"},
+    [TETHER_TLS_CLIENT_CERT_REJECTED] = {"TLS_CLIENT_CERT_REJECTED",
+                                         "the server rejected the client certificate",
+                                         "the server does not trust the CA that issued the "
+                                         "device certificate, or the certificate is expired or "
+                                         "revoked; check the enrollment"},
+    [TETHER_TLS_CLIENT_CERT_REQUIRED] = {"TLS_CLIENT_CERT_REQUIRED",
+                                         "the server requires a client certificate and none was "
+                                         "given",
+                                         "pass the device certificate and key (--cert, --key)"},
+    [TETHER_TLS_HANDSHAKE_REFUSED] = {"TLS_HANDSHAKE_REFUSED",
+                                      "the server found no cipher suite or curve in common",
+                                      "use a profile whose suites the server offers (ECDHE with "
+                                      "AES-GCM); check the server's TLS settings"},
+    [TETHER_TLS_PROTOCOL_VERSION] = {"TLS_PROTOCOL_VERSION",
+                                     "the server does not speak a TLS version this build offers",
+                                     "Azure needs TLS 1.2 or later; check the server's minimum "
+                                     "and maximum version"},
+    [TETHER_TLS_RECORD_TOO_LARGE] = {"TLS_RECORD_TOO_LARGE",
+                                     "the server sent a TLS record larger than the input buffer",
+                                     "the server ignored fragment-length negotiation; use a "
+                                     "profile with a 16 KB input buffer (esp-idf, desktop)"},
+    [TETHER_TLS_FRAGMENT_LENGTH_REFUSED] = {"TLS_FRAGMENT_LENGTH_REFUSED",
+                                            "the server did not accept the requested maximum "
+                                            "fragment length",
+                                            "use a profile with a 16 KB input buffer, or a "
+                                            "server that honours RFC 6066"},
+    [TETHER_TLS_HANDSHAKE_TIMEOUT] = {"TLS_HANDSHAKE_TIMEOUT",
+                                      "the TLS handshake did not finish in time",
+                                      "the server stopped answering mid-handshake; check the "
+                                      "network and the server's load"},
+    [TETHER_TLS_ALERT] = {"TLS_ALERT", "the server ended the connection with a TLS alert",
+                          "see the alert named in the details"},
+    [TETHER_TLS_FAILED] = {"TLS_FAILED", "a TLS operation failed",
+                           "see the mbedTLS code in the details: tether explain CODE"},
+
+    [TETHER_MQTT_MALFORMED] = {"MQTT_MALFORMED", "a malformed MQTT packet was received",
+                               "the peer is not an MQTT 3.1.1 server, or the stream is corrupt"},
+    [TETHER_MQTT_PROTOCOL_ERROR] = {"MQTT_PROTOCOL_ERROR",
+                                    "the server sent a packet that is not allowed here",
+                                    "check that the server speaks MQTT 3.1.1"},
+    [TETHER_MQTT_PACKET_TOO_LARGE] = {"MQTT_PACKET_TOO_LARGE",
+                                      "an incoming MQTT packet is larger than the receive buffer",
+                                      "give a receive buffer of at least the size needed; the "
+                                      "packet was discarded and the connection stays open"},
+    [TETHER_MQTT_CONNACK_PROTOCOL_VERSION] = {"MQTT_CONNACK_PROTOCOL_VERSION",
+                                              "the server refused MQTT 3.1.1 (CONNACK 1)",
+                                              "the server does not accept protocol level 4"},
+    [TETHER_MQTT_CONNACK_IDENTIFIER_REJECTED] = {"MQTT_CONNACK_IDENTIFIER_REJECTED",
+                                                 "the server refused the client id (CONNACK 2)",
+                                                 "use the registration id (DPS) or device id "
+                                                 "(hub) as the client id"},
+    [TETHER_MQTT_CONNACK_SERVER_UNAVAILABLE] = {"MQTT_CONNACK_SERVER_UNAVAILABLE",
+                                                "the server is unavailable (CONNACK 3)",
+                                                "retry later with backoff"},
+    [TETHER_MQTT_CONNACK_BAD_CREDENTIALS] = {"MQTT_CONNACK_BAD_CREDENTIALS",
+                                             "the server refused the user name or password "
+                                             "(CONNACK 4)",
+                                             "check the user name form and the SAS token (key, "
+                                             "resource, expiry)"},
+    [TETHER_MQTT_CONNACK_NOT_AUTHORIZED] = {"MQTT_CONNACK_NOT_AUTHORIZED",
+                                            "the server did not authorize this client (CONNACK 5)",
+                                            "the identity is unknown or disabled there; for a "
+                                            "hub, reprovision through DPS"},
+    [TETHER_MQTT_CONNACK_TIMEOUT] = {"MQTT_CONNACK_TIMEOUT",
+                                     "the server did not answer CONNECT in time",
+                                     "check that the port is an MQTT port; allow more time"},
+    [TETHER_MQTT_SUBSCRIBE_REFUSED] = {"MQTT_SUBSCRIBE_REFUSED",
+                                       "the server refused a subscription (SUBACK 0x80)",
+                                       "the client is not allowed that topic filter; check the "
+                                       "broker's ACL"},
+    [TETHER_MQTT_INFLIGHT_FULL] = {"MQTT_INFLIGHT_FULL",
+                                   "too many QoS 1 messages await acknowledgement",
+                                   "wait for PUBACKs (call the process loop) or give a larger "
+                                   "in-flight store"},
+    [TETHER_MQTT_KEEPALIVE_TIMEOUT] = {"MQTT_KEEPALIVE_TIMEOUT",
+                                       "the server did not answer a ping: the link is dead",
+                                       "reconnect; if it repeats, check the network path"},
+    [TETHER_MQTT_NOT_CONNECTED] = {"MQTT_NOT_CONNECTED", "the MQTT client is not connected",
+                                   "connect first, or reconnect after a failure"},
+    [TETHER_MQTT_ACK_TIMEOUT] = {"MQTT_ACK_TIMEOUT", "the server did not acknowledge in time",
+                                 "check the broker; messages stay queued for resend"},
+};
+
+_Static_assert(sizeof table / sizeof table[0] == TETHER_STATUS_COUNT,
+               "every tether_status has an entry in the status table");
+
+static const status_entry *entry_of(tether_status status)
+{
+    if ((unsigned)status >= TETHER_STATUS_COUNT || table[status].name == NULL)
+        return NULL;
+    return &table[status];
+}
+
+const char *tether_status_name(tether_status status)
+{
+    const status_entry *e = entry_of(status);
+    return e ? e->name : "UNKNOWN";
+}
+
+const char *tether_status_message(tether_status status)
+{
+    const status_entry *e = entry_of(status);
+    return e ? e->message : "unknown status";
+}
+
+const char *tether_status_hint(tether_status status)
+{
+    const status_entry *e = entry_of(status);
+    return e ? e->hint : "this is a bug in tether: report the number";
+}
+
+static int equals_ignore_case(const char *a, const char *b)
+{
+    for (; *a && *b; a++, b++)
+        if (toupper((unsigned char)*a) != toupper((unsigned char)*b))
+            return 0;
+    return *a == *b;
+}
+
+tether_status tether_status_from_name(const char *name, tether_status *out_status)
+{
+    if (name == NULL || out_status == NULL)
+        return TETHER_INVALID_ARGUMENT;
+    if (strncmp(name, "TETHER_", 7) == 0 || strncmp(name, "tether_", 7) == 0)
+        name += 7;
+    for (unsigned i = 0; i < TETHER_STATUS_COUNT; i++) {
+        if (table[i].name && equals_ignore_case(name, table[i].name)) {
+            *out_status = (tether_status)i;
+            return TETHER_OK;
+        }
+    }
+    return TETHER_INVALID_ARGUMENT;
+}

@@ -1,0 +1,704 @@
+/* TLS client on mbedTLS: credentials, a stepped handshake that records its stage, and the
+ * translation of every mbedTLS failure into a tether status with its numbers. */
+
+/* mbedTLS 3.6 has no getter for the handshake state or the last alert received; tether pins
+ * the 3.6 LTS line, so it reads those two fields directly. */
+#define MBEDTLS_ALLOW_PRIVATE_ACCESS
+
+#include "tether/tls.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "mbedtls/error.h"
+#include "mbedtls/net_sockets.h"
+#include "mbedtls/platform.h"
+#include "mbedtls/version.h"
+#if defined(MBEDTLS_PSA_CRYPTO_C)
+#include "psa/crypto.h"
+#endif
+
+#include "tether/heap.h"
+#include "tls_internal.h"
+
+#ifndef TETHER_MBEDTLS_DEBIAN_VERSION
+#define TETHER_MBEDTLS_DEBIAN_VERSION "unknown"
+#endif
+#ifndef TETHER_MFL_DEFAULT
+#define TETHER_MFL_DEFAULT 0
+#endif
+
+void tether_tls_get_build_info(tether_tls_build_info *out)
+{
+    memset(out, 0, sizeof *out);
+    out->mbedtls_version = MBEDTLS_VERSION_STRING;
+    out->debian_version = TETHER_MBEDTLS_DEBIAN_VERSION;
+    out->profile = TETHER_PROFILE_NAME;
+    out->in_content_len = MBEDTLS_SSL_IN_CONTENT_LEN;
+    out->out_content_len = MBEDTLS_SSL_OUT_CONTENT_LEN;
+#if defined(MBEDTLS_SSL_PROTO_TLS1_3)
+    out->tls13 = true;
+#endif
+#if defined(MBEDTLS_SSL_VARIABLE_BUFFER_LENGTH)
+    out->variable_buffers = true;
+#endif
+    out->default_max_fragment = (uint16_t)TETHER_MFL_DEFAULT;
+}
+
+tether_tls_options tether_tls_options_default(void)
+{
+    tether_tls_options o;
+    memset(&o, 0, sizeof o);
+    o.port = 8883;
+    o.connect_timeout_ms = 10000;
+    o.handshake_timeout_ms = 30000;
+    o.io_timeout_ms = 1000;
+    return o;
+}
+
+static int entropy_source(void *data, unsigned char *out, size_t len, size_t *olen)
+{
+    (void)data;
+    if (tether_port_entropy(out, len) != TETHER_OK)
+        return MBEDTLS_ERR_ENTROPY_SOURCE_FAILED;
+    *olen = len;
+    return 0;
+}
+
+#if defined(MBEDTLS_PSA_CRYPTO_EXTERNAL_RNG)
+/* PSA's random generator (TLS 1.3 builds) draws from the port too. */
+psa_status_t mbedtls_psa_external_get_random(mbedtls_psa_external_random_context_t *context,
+                                             uint8_t *output, size_t output_size,
+                                             size_t *output_length);
+psa_status_t mbedtls_psa_external_get_random(mbedtls_psa_external_random_context_t *context,
+                                             uint8_t *output, size_t output_size,
+                                             size_t *output_length)
+{
+    (void)context;
+    if (tether_port_entropy(output, output_size) != TETHER_OK)
+        return PSA_ERROR_INSUFFICIENT_ENTROPY;
+    *output_length = output_size;
+    return PSA_SUCCESS;
+}
+#endif
+
+static void clear_diag(tether_tls *tls)
+{
+    memset(&tls->diag, 0, sizeof tls->diag);
+    tls->diag.alert = -1;
+}
+
+tether_status tether_tls_init(tether_tls *tls)
+{
+    if (tls == NULL)
+        return TETHER_INVALID_ARGUMENT;
+    memset(tls, 0, sizeof *tls);
+    tls->sock.fd = -1;
+    clear_diag(tls);
+    tether_heap_install_default();
+    mbedtls_ssl_init(&tls->ssl);
+    mbedtls_ssl_config_init(&tls->conf);
+    mbedtls_x509_crt_init(&tls->trust);
+    mbedtls_x509_crt_init(&tls->chain);
+    mbedtls_pk_init(&tls->key);
+    mbedtls_entropy_init(&tls->entropy);
+    mbedtls_ctr_drbg_init(&tls->drbg);
+
+    int ret = mbedtls_entropy_add_source(&tls->entropy, entropy_source, NULL, 32,
+                                         MBEDTLS_ENTROPY_SOURCE_STRONG);
+    if (ret == 0) {
+        static const unsigned char personal[] = "tether";
+        ret = mbedtls_ctr_drbg_seed(&tls->drbg, mbedtls_entropy_func, &tls->entropy, personal,
+                                    sizeof personal - 1);
+    }
+    if (ret != 0)
+        return tether_tls_fail(tls, ret);
+#if defined(MBEDTLS_PSA_CRYPTO_C)
+    if (psa_crypto_init() != PSA_SUCCESS) {
+        tls->diag.status = TETHER_ENTROPY_FAILED;
+        return TETHER_ENTROPY_FAILED;
+    }
+#endif
+    return TETHER_OK;
+}
+
+tether_status tether_tls_add_trust(tether_tls *tls, const uint8_t *data, size_t len)
+{
+    if (tls == NULL || data == NULL || len == 0)
+        return TETHER_INVALID_ARGUMENT;
+    clear_diag(tls);
+    int ret = mbedtls_x509_crt_parse(&tls->trust, data, len);
+    /* A positive return counts certificates that failed while others parsed. */
+    if (ret < 0 || tls->trust.raw.len == 0) {
+        tls->diag.mbedtls_code = ret < 0 ? ret : 0;
+        tether_mbedtls_split(ret, &tls->diag.mbedtls_high, &tls->diag.mbedtls_low);
+        tls->diag.status = TETHER_TLS_CA_PARSE_FAILED;
+        return TETHER_TLS_CA_PARSE_FAILED;
+    }
+    tls->has_trust = true;
+    return TETHER_OK;
+}
+
+static tether_status key_status(int ret)
+{
+    switch (ret) {
+    case MBEDTLS_ERR_PK_PASSWORD_REQUIRED:
+        return TETHER_TLS_KEY_PASSWORD_REQUIRED;
+    case MBEDTLS_ERR_PK_PASSWORD_MISMATCH:
+        return TETHER_TLS_KEY_PASSWORD_WRONG;
+    default:
+        return tether_mbedtls_is_alloc_failure(ret) ? TETHER_TLS_ALLOC_FAILED
+                                                    : TETHER_TLS_KEY_PARSE_FAILED;
+    }
+}
+
+tether_status tether_tls_set_identity(tether_tls *tls, const uint8_t *chain, size_t chain_len,
+                                      const uint8_t *key, size_t key_len, const char *password)
+{
+    if (tls == NULL || chain == NULL || chain_len == 0 || key == NULL || key_len == 0)
+        return TETHER_INVALID_ARGUMENT;
+    clear_diag(tls);
+    mbedtls_x509_crt_free(&tls->chain);
+    mbedtls_x509_crt_init(&tls->chain);
+    mbedtls_pk_free(&tls->key);
+    mbedtls_pk_init(&tls->key);
+    tls->has_identity = false;
+
+    tether_status st = TETHER_OK;
+    int ret = mbedtls_x509_crt_parse(&tls->chain, chain, chain_len);
+    if (ret < 0 || tls->chain.raw.len == 0) {
+        st = tether_mbedtls_is_alloc_failure(ret) ? TETHER_TLS_ALLOC_FAILED
+                                                  : TETHER_TLS_CERT_PARSE_FAILED;
+    } else {
+        const unsigned char *pwd = (const unsigned char *)password;
+        size_t pwd_len = password ? strlen(password) : 0;
+        ret = mbedtls_pk_parse_key(&tls->key, key, key_len, pwd, pwd_len, mbedtls_ctr_drbg_random,
+                                   &tls->drbg);
+        if (ret != 0) {
+            st = key_status(ret);
+        } else {
+            ret = mbedtls_pk_check_pair(&tls->chain.pk, &tls->key, mbedtls_ctr_drbg_random,
+                                        &tls->drbg);
+            if (ret != 0)
+                st = tether_mbedtls_is_alloc_failure(ret) ? TETHER_TLS_ALLOC_FAILED
+                                                          : TETHER_TLS_KEY_MISMATCH;
+        }
+    }
+    if (st != TETHER_OK) {
+        tls->diag.status = st;
+        tls->diag.mbedtls_code = ret < 0 ? ret : 0;
+        tether_mbedtls_split(tls->diag.mbedtls_code, &tls->diag.mbedtls_high,
+                             &tls->diag.mbedtls_low);
+        return st;
+    }
+    tls->has_identity = true;
+    return TETHER_OK;
+}
+
+size_t tether_tls_certificate_message_size(const tether_tls *tls)
+{
+    if (tls == NULL || !tls->has_identity)
+        return 0;
+    /* Handshake header (4) + list length (3) + per certificate a 3-byte length and the DER;
+     * the same arithmetic mbedtls_ssl_write_certificate() checks against OUT_CONTENT_LEN. */
+    size_t size = 7;
+    for (const mbedtls_x509_crt *c = &tls->chain; c != NULL && c->raw.len > 0; c = c->next)
+        size += 3 + c->raw.len;
+    return size;
+}
+
+/* --- I/O callbacks ------------------------------------------------------------------ */
+
+/* Follows TLS record headers in the received stream, so that an oversized record can be
+ * named with its length even though mbedTLS only says "invalid record". */
+static void track_records(tether_tls *tls, const uint8_t *p, size_t n)
+{
+    while (n > 0) {
+        if (tls->rec_body_left > 0) {
+            size_t k = n < tls->rec_body_left ? n : tls->rec_body_left;
+            tls->rec_body_left -= k;
+            p += k;
+            n -= k;
+            continue;
+        }
+        tls->rec_header[tls->rec_header_have++] = *p++;
+        n--;
+        if (tls->rec_header_have == sizeof tls->rec_header) {
+            tls->last_record_len = ((size_t)tls->rec_header[3] << 8) | tls->rec_header[4];
+            tls->rec_body_left = tls->last_record_len;
+            tls->rec_header_have = 0;
+        }
+    }
+}
+
+static uint32_t wait_budget(const tether_tls *tls)
+{
+    uint32_t wait = tls->opts.io_timeout_ms;
+    if (!tls->connected && tls->deadline_ms != 0) {
+        uint64_t now = tether_port_now_ms();
+        uint64_t left = tls->deadline_ms > now ? tls->deadline_ms - now : 0;
+        if (left < wait)
+            wait = (uint32_t)left;
+    }
+    return wait;
+}
+
+static int io_error(tether_tls *tls, int32_t n)
+{
+    tls->io_status = tether_transport_status(n);
+    tls->diag.sys_errno = tls->sock.last_errno;
+    return tls->io_status == TETHER_CONNECTION_RESET ? MBEDTLS_ERR_NET_CONN_RESET
+                                                     : MBEDTLS_ERR_NET_RECV_FAILED;
+}
+
+static int bio_send(void *ctx, const unsigned char *buf, size_t len)
+{
+    tether_tls *tls = ctx;
+    int32_t n = tether_port_tcp_send(&tls->sock, buf, len, wait_budget(tls));
+    if (n > 0) {
+        tls->diag.bytes_sent += (size_t)n;
+        return n;
+    }
+    if (n == 0)
+        return MBEDTLS_ERR_SSL_WANT_WRITE;
+    int ret = io_error(tls, n);
+    return ret == MBEDTLS_ERR_NET_RECV_FAILED ? MBEDTLS_ERR_NET_SEND_FAILED : ret;
+}
+
+static int bio_recv(void *ctx, unsigned char *buf, size_t len)
+{
+    tether_tls *tls = ctx;
+    int32_t n = tether_port_tcp_recv(&tls->sock, buf, len, wait_budget(tls));
+    if (n > 0) {
+        tls->diag.bytes_received += (size_t)n;
+        track_records(tls, buf, (size_t)n);
+        return n;
+    }
+    if (n == 0)
+        return MBEDTLS_ERR_SSL_WANT_READ;
+    if (tether_transport_status(n) == TETHER_CONNECTION_CLOSED)
+        return 0; /* mbedTLS's word for end of stream: MBEDTLS_ERR_SSL_CONN_EOF. */
+    return io_error(tls, n);
+}
+
+/* Called for each certificate of the server's chain, top first: keeps the names a
+ * verification failure must show. */
+static int verify_cb(void *ctx, mbedtls_x509_crt *crt, int depth, uint32_t *flags)
+{
+    tether_tls *tls = ctx;
+    (void)flags;
+    if (tls->diag.server_issuer[0] == 0)
+        (void)mbedtls_x509_dn_gets(tls->diag.server_issuer, sizeof tls->diag.server_issuer,
+                                   &crt->issuer);
+    if (depth == 0)
+        (void)mbedtls_x509_dn_gets(tls->diag.server_subject, sizeof tls->diag.server_subject,
+                                   &crt->subject);
+    return 0;
+}
+
+/* --- handshake ---------------------------------------------------------------------- */
+
+static tether_tls_stage stage_of_state(int state)
+{
+    switch (state) {
+    case MBEDTLS_SSL_HELLO_REQUEST:
+    case MBEDTLS_SSL_CLIENT_HELLO:
+        return TETHER_TLS_STAGE_CLIENT_HELLO;
+    case MBEDTLS_SSL_SERVER_HELLO:
+    case MBEDTLS_SSL_HELLO_RETRY_REQUEST:
+    case MBEDTLS_SSL_CLIENT_CCS_AFTER_CLIENT_HELLO:
+    case MBEDTLS_SSL_CLIENT_CCS_BEFORE_2ND_CLIENT_HELLO:
+    case MBEDTLS_SSL_SERVER_CCS_AFTER_HELLO_RETRY_REQUEST:
+        return TETHER_TLS_STAGE_SERVER_HELLO;
+    case MBEDTLS_SSL_SERVER_CERTIFICATE:
+    case MBEDTLS_SSL_SERVER_KEY_EXCHANGE:
+    case MBEDTLS_SSL_CERTIFICATE_REQUEST:
+    case MBEDTLS_SSL_SERVER_HELLO_DONE:
+    case MBEDTLS_SSL_ENCRYPTED_EXTENSIONS:
+    case MBEDTLS_SSL_SERVER_CCS_AFTER_SERVER_HELLO:
+        return TETHER_TLS_STAGE_SERVER_CERTIFICATE;
+    case MBEDTLS_SSL_CLIENT_CERTIFICATE:
+        return TETHER_TLS_STAGE_CLIENT_CERTIFICATE;
+    case MBEDTLS_SSL_CLIENT_KEY_EXCHANGE:
+    case MBEDTLS_SSL_CERTIFICATE_VERIFY:
+    case MBEDTLS_SSL_CLIENT_CERTIFICATE_VERIFY:
+    case MBEDTLS_SSL_END_OF_EARLY_DATA:
+        return TETHER_TLS_STAGE_KEY_EXCHANGE;
+    case MBEDTLS_SSL_CLIENT_CHANGE_CIPHER_SPEC:
+    case MBEDTLS_SSL_CLIENT_FINISHED:
+    case MBEDTLS_SSL_SERVER_CHANGE_CIPHER_SPEC:
+    case MBEDTLS_SSL_SERVER_FINISHED:
+    case MBEDTLS_SSL_CLIENT_CCS_AFTER_SERVER_FINISHED:
+    case MBEDTLS_SSL_FLUSH_BUFFERS:
+    case MBEDTLS_SSL_HANDSHAKE_WRAPUP:
+    case MBEDTLS_SSL_NEW_SESSION_TICKET:
+        return TETHER_TLS_STAGE_FINISHED;
+    default:
+        return TETHER_TLS_STAGE_CONNECTED;
+    }
+}
+
+static void heap_into_diag(tether_tls *tls)
+{
+    tether_heap_stats hs;
+    tether_heap_get_stats(&hs);
+    tls->diag.heap_in_use = hs.in_use;
+    tls->diag.heap_peak = hs.peak;
+    tls->diag.heap_cap = hs.cap;
+    if (hs.failures > tls->heap_failures_at_start) {
+        tls->diag.heap_request = hs.last_failed_size;
+        tls->diag.heap_at_failure = hs.in_use_at_failure;
+    }
+}
+
+static void report_stages(tether_tls *tls, tether_tls_stage from, tether_tls_stage to)
+{
+    /* TLS 1.3 has no separate ServerHello-to-certificate steps in every flow: report each
+     * stage passed, in order, so a trace always reads 1..7. */
+    for (unsigned s = (unsigned)from; s < (unsigned)to; s++) {
+        tls->diag.stage = (tether_tls_stage)s;
+        if (tls->opts.on_stage) {
+            heap_into_diag(tls);
+            tls->opts.on_stage(tls->opts.on_stage_context, (tether_tls_stage)s, &tls->diag);
+        }
+    }
+    tls->diag.stage = to;
+}
+
+static int max_frag_code(uint16_t bytes)
+{
+    switch (bytes) {
+    case 512:
+        return MBEDTLS_SSL_MAX_FRAG_LEN_512;
+    case 1024:
+        return MBEDTLS_SSL_MAX_FRAG_LEN_1024;
+    case 2048:
+        return MBEDTLS_SSL_MAX_FRAG_LEN_2048;
+    case 4096:
+        return MBEDTLS_SSL_MAX_FRAG_LEN_4096;
+    default:
+        return -1;
+    }
+}
+
+static int configure(tether_tls *tls)
+{
+    mbedtls_ssl_config_free(&tls->conf);
+    mbedtls_ssl_config_init(&tls->conf);
+    int ret = mbedtls_ssl_config_defaults(&tls->conf, MBEDTLS_SSL_IS_CLIENT,
+                                          MBEDTLS_SSL_TRANSPORT_STREAM, MBEDTLS_SSL_PRESET_DEFAULT);
+    if (ret != 0)
+        return ret;
+    mbedtls_ssl_conf_rng(&tls->conf, mbedtls_ctr_drbg_random, &tls->drbg);
+    mbedtls_ssl_conf_min_tls_version(&tls->conf, MBEDTLS_SSL_VERSION_TLS1_2);
+    if (tls->opts.tls12_only)
+        mbedtls_ssl_conf_max_tls_version(&tls->conf, MBEDTLS_SSL_VERSION_TLS1_2);
+    if (tls->opts.insecure) {
+        mbedtls_ssl_conf_authmode(&tls->conf, MBEDTLS_SSL_VERIFY_NONE);
+    } else {
+        mbedtls_ssl_conf_authmode(&tls->conf, MBEDTLS_SSL_VERIFY_REQUIRED);
+        mbedtls_ssl_conf_ca_chain(&tls->conf, &tls->trust, NULL);
+        mbedtls_ssl_conf_verify(&tls->conf, verify_cb, tls);
+    }
+    if (tls->has_identity) {
+        ret = mbedtls_ssl_conf_own_cert(&tls->conf, &tls->chain, &tls->key);
+        if (ret != 0)
+            return ret;
+    }
+    uint16_t mfl = tls->opts.max_fragment ? tls->opts.max_fragment : (uint16_t)TETHER_MFL_DEFAULT;
+    if (mfl != 0) {
+        ret = mbedtls_ssl_conf_max_frag_len(&tls->conf, (unsigned char)max_frag_code(mfl));
+        if (ret != 0)
+            return ret;
+    }
+    return 0;
+}
+
+tether_status tether_tls_connect(tether_tls *tls, const tether_tls_options *opts)
+{
+    if (tls == NULL || opts == NULL || opts->host == NULL || opts->port == 0)
+        return TETHER_INVALID_ARGUMENT;
+    /* The negotiated limit applies both ways: mbedTLS accepts no more than the smaller buffer. */
+    if (opts->max_fragment != 0 &&
+        (max_frag_code(opts->max_fragment) < 0 || opts->max_fragment > MBEDTLS_SSL_IN_CONTENT_LEN ||
+         opts->max_fragment > MBEDTLS_SSL_OUT_CONTENT_LEN))
+        return TETHER_INVALID_ARGUMENT;
+    tether_tls_close(tls);
+    clear_diag(tls);
+    tls->opts = *opts;
+    tls->io_status = TETHER_OK;
+    tls->rec_header_have = 0;
+    tls->rec_body_left = 0;
+    tls->last_record_len = 0;
+    tether_heap_stats hs;
+    tether_heap_get_stats(&hs);
+    tls->heap_failures_at_start = hs.failures;
+    tls->diag.stage = TETHER_TLS_STAGE_TCP_CONNECT;
+
+    if (!tls->has_trust && !opts->insecure) {
+        tls->diag.status = TETHER_TLS_NO_TRUST_ANCHOR;
+        return TETHER_TLS_NO_TRUST_ANCHOR;
+    }
+    int ret = configure(tls);
+    if (ret != 0)
+        return tether_tls_fail(tls, ret);
+
+    const char *dial = opts->connect_host ? opts->connect_host : opts->host;
+    tether_status st =
+        tether_port_tcp_connect(&tls->sock, dial, opts->port, opts->connect_timeout_ms);
+    if (st != TETHER_OK) {
+        tls->diag.status = st;
+        tls->diag.sys_errno = tls->sock.last_errno;
+        return st;
+    }
+    report_stages(tls, TETHER_TLS_STAGE_TCP_CONNECT, TETHER_TLS_STAGE_CLIENT_HELLO);
+
+    ret = mbedtls_ssl_setup(&tls->ssl, &tls->conf);
+    tls->ssl_ready = true;
+    if (ret == 0)
+        ret = mbedtls_ssl_set_hostname(&tls->ssl, opts->host);
+    if (ret != 0)
+        return tether_tls_fail(tls, ret);
+    mbedtls_ssl_set_bio(&tls->ssl, tls, bio_send, bio_recv, NULL);
+
+    tls->deadline_ms = tether_port_now_ms() + opts->handshake_timeout_ms;
+    while (!mbedtls_ssl_is_handshake_over(&tls->ssl)) {
+        ret = mbedtls_ssl_handshake_step(&tls->ssl);
+        tether_tls_stage now = stage_of_state(tls->ssl.state);
+        if (ret == MBEDTLS_ERR_SSL_WANT_READ || ret == MBEDTLS_ERR_SSL_WANT_WRITE) {
+            if (tether_port_now_ms() >= tls->deadline_ms) {
+                tls->diag.stage = now;
+                heap_into_diag(tls);
+                tls->diag.status = TETHER_TLS_HANDSHAKE_TIMEOUT;
+                return TETHER_TLS_HANDSHAKE_TIMEOUT;
+            }
+            continue;
+        }
+        if (ret != 0) {
+            tls->diag.stage = now;
+            return tether_tls_fail(tls, ret);
+        }
+        /* A stage is done once its messages have left: mbedTLS flushes at the next step. */
+        if (now > tls->diag.stage && tls->ssl.out_left == 0)
+            report_stages(tls, tls->diag.stage, now);
+    }
+    tls->connected = true;
+    tls->deadline_ms = 0;
+    report_stages(tls, tls->diag.stage, TETHER_TLS_STAGE_CONNECTED);
+    heap_into_diag(tls);
+    return TETHER_OK;
+}
+
+static int32_t tls_send(void *ctx, const uint8_t *buf, size_t len)
+{
+    tether_tls *tls = ctx;
+    if (!tls->connected)
+        return tether_transport_error(TETHER_MQTT_NOT_CONNECTED);
+    int ret = mbedtls_ssl_write(&tls->ssl, buf, len);
+    if (ret > 0)
+        return ret;
+    if (ret == MBEDTLS_ERR_SSL_WANT_WRITE || ret == MBEDTLS_ERR_SSL_WANT_READ)
+        return 0;
+    return tether_transport_error(tether_tls_fail(tls, ret));
+}
+
+static int32_t tls_recv(void *ctx, uint8_t *buf, size_t len)
+{
+    tether_tls *tls = ctx;
+    if (!tls->connected)
+        return tether_transport_error(TETHER_MQTT_NOT_CONNECTED);
+    int ret = mbedtls_ssl_read(&tls->ssl, buf, len);
+    if (ret > 0)
+        return ret;
+    if (ret == MBEDTLS_ERR_SSL_WANT_READ || ret == MBEDTLS_ERR_SSL_WANT_WRITE)
+        return 0;
+#if defined(MBEDTLS_SSL_PROTO_TLS1_3)
+    /* A TLS 1.3 server may send session tickets after the handshake; nothing to do. */
+    if (ret == MBEDTLS_ERR_SSL_RECEIVED_NEW_SESSION_TICKET)
+        return 0;
+#endif
+    if (ret == 0 || ret == MBEDTLS_ERR_SSL_PEER_CLOSE_NOTIFY) {
+        tls->diag.status = TETHER_CONNECTION_CLOSED;
+        return tether_transport_error(TETHER_CONNECTION_CLOSED);
+    }
+    return tether_transport_error(tether_tls_fail(tls, ret));
+}
+
+tether_transport tether_tls_transport(tether_tls *tls)
+{
+    tether_transport t = {.send = tls_send, .recv = tls_recv, .context = tls};
+    return t;
+}
+
+void tether_tls_close(tether_tls *tls)
+{
+    if (tls == NULL)
+        return;
+    if (tls->connected)
+        (void)mbedtls_ssl_close_notify(&tls->ssl);
+    tls->connected = false;
+    if (tls->ssl_ready) {
+        /* Free the record buffers between connections: a device gets that heap back. */
+        mbedtls_ssl_free(&tls->ssl);
+        mbedtls_ssl_init(&tls->ssl);
+        tls->ssl_ready = false;
+    }
+    tether_port_tcp_close(&tls->sock);
+}
+
+void tether_tls_free(tether_tls *tls)
+{
+    if (tls == NULL)
+        return;
+    tether_tls_close(tls);
+    mbedtls_ssl_config_free(&tls->conf);
+    mbedtls_x509_crt_free(&tls->trust);
+    mbedtls_x509_crt_free(&tls->chain);
+    mbedtls_pk_free(&tls->key);
+    mbedtls_ctr_drbg_free(&tls->drbg);
+    mbedtls_entropy_free(&tls->entropy);
+#if defined(MBEDTLS_PSA_CRYPTO_C)
+    mbedtls_psa_crypto_free();
+#endif
+}
+
+const tether_tls_diag *tether_tls_last_diag(const tether_tls *tls)
+{
+    return &tls->diag;
+}
+
+const char *tether_tls_version_name(const tether_tls *tls)
+{
+    return tls->connected ? mbedtls_ssl_get_version(&tls->ssl) : "none";
+}
+
+const char *tether_tls_ciphersuite_name(const tether_tls *tls)
+{
+    return tls->connected ? mbedtls_ssl_get_ciphersuite(&tls->ssl) : "none";
+}
+
+/* --- failure translation ------------------------------------------------------------ */
+
+static tether_status verify_status(uint32_t flags)
+{
+    if (flags & (MBEDTLS_X509_BADCERT_NOT_TRUSTED | MBEDTLS_X509_BADCERT_MISSING))
+        return TETHER_TLS_SERVER_CERT_UNTRUSTED;
+    if (flags & MBEDTLS_X509_BADCERT_EXPIRED)
+        return TETHER_TLS_SERVER_CERT_EXPIRED;
+    if (flags & MBEDTLS_X509_BADCERT_FUTURE)
+        return TETHER_TLS_SERVER_CERT_NOT_YET_VALID;
+    if (flags & MBEDTLS_X509_BADCERT_CN_MISMATCH)
+        return TETHER_TLS_HOSTNAME_MISMATCH;
+    return TETHER_TLS_SERVER_CERT_UNTRUSTED;
+}
+
+static tether_status alert_status(const tether_tls *tls, int alert)
+{
+    switch (alert) {
+    case MBEDTLS_SSL_ALERT_MSG_BAD_CERT:
+    case MBEDTLS_SSL_ALERT_MSG_UNSUPPORTED_CERT:
+    case MBEDTLS_SSL_ALERT_MSG_CERT_REVOKED:
+    case MBEDTLS_SSL_ALERT_MSG_CERT_EXPIRED:
+    case MBEDTLS_SSL_ALERT_MSG_CERT_UNKNOWN:
+    case MBEDTLS_SSL_ALERT_MSG_UNKNOWN_CA:
+    case MBEDTLS_SSL_ALERT_MSG_ACCESS_DENIED:
+    case MBEDTLS_SSL_ALERT_MSG_DECRYPT_ERROR:
+        return tls->has_identity ? TETHER_TLS_CLIENT_CERT_REJECTED
+                                 : TETHER_TLS_CLIENT_CERT_REQUIRED;
+    case MBEDTLS_SSL_ALERT_MSG_CERT_REQUIRED:
+        return TETHER_TLS_CLIENT_CERT_REQUIRED;
+    case MBEDTLS_SSL_ALERT_MSG_HANDSHAKE_FAILURE:
+        /* OpenSSL answers a missing client certificate with handshake_failure in TLS 1.2. */
+        if (!tls->has_identity && tls->diag.stage >= TETHER_TLS_STAGE_CLIENT_CERTIFICATE)
+            return TETHER_TLS_CLIENT_CERT_REQUIRED;
+        return TETHER_TLS_HANDSHAKE_REFUSED;
+    case MBEDTLS_SSL_ALERT_MSG_INSUFFICIENT_SECURITY:
+    case MBEDTLS_SSL_ALERT_MSG_UNRECOGNIZED_NAME:
+        return TETHER_TLS_HANDSHAKE_REFUSED;
+    case MBEDTLS_SSL_ALERT_MSG_PROTOCOL_VERSION:
+        return TETHER_TLS_PROTOCOL_VERSION;
+    case MBEDTLS_SSL_ALERT_MSG_RECORD_OVERFLOW:
+        return TETHER_TLS_FRAGMENT_LENGTH_REFUSED;
+    default:
+        return TETHER_TLS_ALERT;
+    }
+}
+
+/* A server that refuses the client certificate sends a fatal alert and closes at once, while
+ * the client is still writing its flight: the write fails with a reset, and the alert sits
+ * unread in the socket. Read what is pending and look for it, so the user learns why. */
+static int pending_alert(tether_tls *tls)
+{
+    uint8_t buf[64];
+    size_t have = 0;
+    while (have < sizeof buf) {
+        int32_t n = tether_port_tcp_recv(&tls->sock, buf + have, sizeof buf - have, 0);
+        if (n <= 0)
+            break;
+        have += (size_t)n;
+    }
+    /* Unencrypted alert record: type 21, version 3.x, length 2, level, description. mbedTLS
+     * consumes whole records, so what is pending starts at a record boundary. */
+    if (have >= 7 && buf[0] == 21 && buf[1] == 3 && buf[3] == 0 && buf[4] == 2 && buf[5] == 2)
+        return buf[6];
+    return -1;
+}
+
+tether_status tether_tls_fail(tether_tls *tls, int ret)
+{
+    tether_tls_diag *d = &tls->diag;
+    bool in_handshake = !tls->connected;
+    if (in_handshake && tls->io_status != TETHER_OK && tls->sock.fd >= 0) {
+        int alert = pending_alert(tls);
+        if (alert >= 0) {
+            d->alert = alert;
+            ret = MBEDTLS_ERR_SSL_FATAL_ALERT_MESSAGE;
+        }
+    }
+    int high, low;
+    tether_mbedtls_split(ret, &high, &low);
+    d->mbedtls_code = ret;
+    d->mbedtls_high = high;
+    d->mbedtls_low = low;
+    heap_into_diag(tls);
+
+    tether_status st = TETHER_TLS_FAILED;
+    if (tether_mbedtls_is_alloc_failure(ret) || d->heap_request != 0) {
+        st = TETHER_TLS_ALLOC_FAILED;
+    } else if (high == MBEDTLS_ERR_SSL_BUFFER_TOO_SMALL &&
+               d->stage == TETHER_TLS_STAGE_CLIENT_CERTIFICATE) {
+        st = TETHER_TLS_CERT_CHAIN_TOO_LARGE;
+        d->needed = tether_tls_certificate_message_size(tls);
+        d->available = MBEDTLS_SSL_OUT_CONTENT_LEN;
+    } else if (high == MBEDTLS_ERR_X509_CERT_VERIFY_FAILED) {
+        d->verify_flags = mbedtls_ssl_get_verify_result(&tls->ssl);
+        st = verify_status(d->verify_flags);
+    } else if (high == MBEDTLS_ERR_SSL_FATAL_ALERT_MESSAGE) {
+        if (d->alert < 0)
+            d->alert = tls->ssl.in_msg != NULL ? tls->ssl.in_msg[1] : -1;
+        st = alert_status(tls, d->alert);
+    } else if (high == MBEDTLS_ERR_SSL_INVALID_RECORD &&
+               tls->last_record_len > MBEDTLS_SSL_IN_CONTENT_LEN) {
+        st = TETHER_TLS_RECORD_TOO_LARGE;
+        d->needed = tls->last_record_len;
+        d->available = MBEDTLS_SSL_IN_CONTENT_LEN;
+    } else if (high == MBEDTLS_ERR_SSL_CONN_EOF || ret == MBEDTLS_ERR_NET_CONN_RESET) {
+        st = in_handshake                        ? TETHER_TLS_PEER_CLOSED_IN_HANDSHAKE
+             : ret == MBEDTLS_ERR_NET_CONN_RESET ? TETHER_CONNECTION_RESET
+                                                 : TETHER_CONNECTION_CLOSED;
+    } else if (tls->io_status != TETHER_OK) {
+        st = tls->io_status;
+    } else if (high == MBEDTLS_ERR_SSL_BAD_PROTOCOL_VERSION) {
+        st = TETHER_TLS_PROTOCOL_VERSION;
+    } else if (high == MBEDTLS_ERR_SSL_HANDSHAKE_FAILURE) {
+        st = TETHER_TLS_HANDSHAKE_REFUSED;
+    } else if (high == MBEDTLS_ERR_SSL_TIMEOUT) {
+        st = TETHER_TLS_HANDSHAKE_TIMEOUT;
+    } else if (high == 0 && low == MBEDTLS_ERR_ENTROPY_SOURCE_FAILED) {
+        st = TETHER_ENTROPY_FAILED;
+    }
+    d->status = st;
+    if (tls->connected && st != TETHER_OK)
+        tls->connected = false; /* Any error ends the session: the caller must reconnect. */
+    return st;
+}

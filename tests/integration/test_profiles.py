@@ -1,0 +1,52 @@
+"""Every mbedTLS profile completes a mutually authenticated handshake with Mosquitto, and the
+heap it needs follows its buffer sizes (build with -DTETHER_ALL_PROFILES=ON)."""
+import json
+
+import pytest
+
+from conftest import BUILD, run
+
+PROFILES = ["desktop", "esp-idf", "tight", "minimal"]
+
+
+def binary(profile):
+    path = BUILD / f"tether-{profile}"
+    if not path.exists():
+        pytest.skip(f"{path.name} not built (configure with -DTETHER_ALL_PROFILES=ON)")
+    return path
+
+
+def pub_json(profile, broker, pki, dev, *extra):
+    key, crt = dev
+    p = run(binary(profile), "mqtt", "pub", "--host", "localhost", "--port", broker.port,
+            "--cafile", pki.root, "--cert", crt, "--key", key, "--topic", "t/profile",
+            "--message", "x" * 200, "--qos", "1", "--count", "5", "--json", *extra)
+    return json.loads(p.stdout)
+
+
+@pytest.fixture(scope="module")
+def dev(pki):
+    return pki.device("profile-dev")
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_profile_connects_and_reports_its_buffers(profile, broker, pki, dev):
+    s = pub_json(profile, broker, pki, dev)
+    assert s["status"] == "OK" and s["acknowledged"] == 5
+    assert s["profile"] == profile
+    expected = {"desktop": (16384, 16384), "esp-idf": (16384, 4096), "tight": (4096, 2048),
+                "minimal": (2048, 2048)}[profile]
+    assert (s["in_content_len"], s["out_content_len"]) == expected
+    assert s["handshake_heap_peak"] >= sum(expected)
+    print(f"{profile}: {s['tls_version']} handshake heap peak {s['handshake_heap_peak']} B, "
+          f"{s['heap_connected']} B while connected")
+
+
+def test_small_profiles_need_less_heap(broker, pki, dev):
+    peaks = {p: pub_json(p, broker, pki, dev, "--tls12")["handshake_heap_peak"] for p in PROFILES}
+    assert peaks["minimal"] < peaks["tight"] < peaks["esp-idf"] < peaks["desktop"], peaks
+
+
+def test_desktop_speaks_tls13_and_tls12_on_request(broker, pki, dev):
+    assert pub_json("desktop", broker, pki, dev)["tls_version"] == "TLSv1.3"
+    assert pub_json("desktop", broker, pki, dev, "--tls12")["tls_version"] == "TLSv1.2"
