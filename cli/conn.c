@@ -12,7 +12,7 @@ const cli_option cli_tls_options[] = {
     {"cert", "FILE", "client certificate chain, leaf first, PEM or DER"},
     {"key", "FILE", "client private key (EC P-256/P-384, RSA 2048-4096), PEM or DER"},
     {"key-password", "TEXT", "password of an encrypted private key"},
-    {"max-fragment", "N", "ask for TLS records of at most N bytes: 512, 1024, 2048, 4096"},
+    {"max-fragment", "N", "ask for records of at most N bytes (512..4096), or none"},
     {"tls12", NULL, "offer TLS 1.2 only (builds with TLS 1.3 offer both)"},
     {"heap-limit", "BYTES", "serve every mbedTLS allocation from an arena of this size"},
     {"insecure", NULL, "do not verify the server (tests only; warns on every use)"},
@@ -55,9 +55,10 @@ int cli_tls_setup(cli_tls *c, const cli_args *a, const char *default_host)
     memset(c, 0, sizeof *c);
     c->json = cli_has(a, "json");
     c->verbose = cli_has(a, "verbose");
-    long port, mfl, limit;
+    long port, mfl = 0, limit;
+    bool no_mfl = cli_get(a, "max-fragment") && strcmp(cli_get(a, "max-fragment"), "none") == 0;
     if (!cli_get_long(a, "port", 8883, 1, 65535, &port) ||
-        !cli_get_long(a, "max-fragment", 0, 0, 4096, &mfl) ||
+        (!no_mfl && !cli_get_long(a, "max-fragment", 0, 0, 4096, &mfl)) ||
         !cli_get_long(a, "heap-limit", 0, 0, 64L * 1024 * 1024, &limit))
         return CLI_EXIT_USAGE;
     tether_tls_build_info build;
@@ -96,7 +97,7 @@ int cli_tls_setup(cli_tls *c, const cli_args *a, const char *default_host)
     c->opts.host = cli_get(a, "host") ? cli_get(a, "host") : default_host;
     c->opts.connect_host = cli_get(a, "connect-to");
     c->opts.port = (uint16_t)port;
-    c->opts.max_fragment = (uint16_t)mfl;
+    c->opts.max_fragment = no_mfl ? TETHER_TLS_MAX_FRAGMENT_NONE : (uint16_t)mfl;
     c->opts.tls12_only = cli_has(a, "tls12");
     c->opts.insecure = cli_has(a, "insecure");
     c->opts.io_timeout_ms = 200;

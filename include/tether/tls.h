@@ -90,6 +90,9 @@ typedef struct tether_tls_diag {
 typedef void (*tether_tls_stage_fn)(void *context, tether_tls_stage stage,
                                     const tether_tls_diag *diag);
 
+/** tether_tls_options.max_fragment: do not ask for a maximum fragment length at all. */
+#define TETHER_TLS_MAX_FRAGMENT_NONE 0xFFFFu
+
 /** Connection options; start from tether_tls_options_default(). */
 typedef struct tether_tls_options {
     const char *host;         /**< Server name: SNI and certificate verification. */

@@ -406,7 +406,7 @@ static int configure(tether_tls *tls)
             return ret;
     }
     uint16_t mfl = tls->opts.max_fragment ? tls->opts.max_fragment : (uint16_t)TETHER_MFL_DEFAULT;
-    if (mfl != 0) {
+    if (mfl != 0 && mfl != TETHER_TLS_MAX_FRAGMENT_NONE) {
         ret = mbedtls_ssl_conf_max_frag_len(&tls->conf, (unsigned char)max_frag_code(mfl));
         if (ret != 0)
             return ret;
@@ -419,7 +419,7 @@ tether_status tether_tls_connect(tether_tls *tls, const tether_tls_options *opts
     if (tls == NULL || opts == NULL || opts->host == NULL || opts->port == 0)
         return TETHER_INVALID_ARGUMENT;
     /* The negotiated limit applies both ways: mbedTLS accepts no more than the smaller buffer. */
-    if (opts->max_fragment != 0 &&
+    if (opts->max_fragment != 0 && opts->max_fragment != TETHER_TLS_MAX_FRAGMENT_NONE &&
         (max_frag_code(opts->max_fragment) < 0 || opts->max_fragment > MBEDTLS_SSL_IN_CONTENT_LEN ||
          opts->max_fragment > MBEDTLS_SSL_OUT_CONTENT_LEN))
         return TETHER_INVALID_ARGUMENT;

@@ -95,13 +95,15 @@ def pki(tmp_path_factory):
 class Broker:
     """A real Mosquitto with TLS on 127.0.0.1, client certificates required."""
 
-    def __init__(self, d: Path, pki: Pki, cert=None, key=None, persistence=False, cafile=None):
+    def __init__(self, d: Path, pki: Pki, cert=None, key=None, persistence=False, cafile=None,
+                 address="127.0.0.1"):
         self.dir = d
+        self.address = address
         self.port = free_port()
         self.conf = d / "mosquitto.conf"
         self.log = d / "mosquitto.log"
         lines = [
-            f"listener {self.port} 127.0.0.1",
+            f"listener {self.port} {address}",
             f"cafile {cafile or pki.root}",
             f"certfile {cert or pki.server}",
             f"keyfile {key or pki.server_key}",
@@ -125,7 +127,7 @@ class Broker:
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+                socket.create_connection((self.address, self.port), timeout=0.2).close()
                 return
             except OSError:
                 if self.proc.poll() is not None:

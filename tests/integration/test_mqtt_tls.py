@@ -160,3 +160,55 @@ def test_other_key_types(broker, pki, kind):
                "--json")
     assert p.returncode == 0, p.stderr
     assert json.loads(p.stdout)["status"] == "OK"
+
+
+def test_der_credentials(broker, pki, tmp_path):
+    key, crt = pki.device("dev-der")
+    der = {}
+    for name, src, kind in (("ca", pki.root, "x509"), ("crt", crt, "x509"), ("key", key, "pkey")):
+        der[name] = tmp_path / f"{name}.der"
+        run("openssl", kind, "-in", src, "-outform", "DER", "-out", der[name])
+    p = tether("mqtt", "pub", "--host", "localhost", "--port", broker.port, "--cafile", der["ca"],
+               "--cert", der["crt"], "--key", der["key"], "--topic", "t/der", "--message", "x",
+               "--json")
+    assert p.returncode == 0, p.stderr
+    assert json.loads(p.stdout)["status"] == "OK"
+
+
+def test_ipv6_loopback(make_broker, pki, dev):
+    import socket
+    try:
+        with socket.socket(socket.AF_INET6) as s:
+            s.bind(("::1", 0))
+    except OSError:
+        pytest.skip("no IPv6 loopback on this machine")
+    broker = make_broker(address="::1")
+    # The name stays localhost (SNI, certificate check); the address dialled is ::1.
+    p = tether("mqtt", "pub", *tls_args(broker, pki, dev), "--connect-to", "::1",
+               "--topic", "t/v6", "--message", "x", "--json")
+    assert p.returncode == 0, p.stderr
+
+
+def test_large_server_chain_needs_fragment_length_on_small_profiles(make_broker, pki, dev, tmp_path):
+    """A 2 KB input buffer takes a 4 KB server chain only when the server is asked for small
+    records; without the request the failure names both sizes."""
+    minimal = TETHER.parent / "tether-minimal"
+    if not minimal.exists():
+        pytest.skip("tether-minimal not built")
+    inter = pki.ca("srv-int", "server intermediate", kind="rsa4096",
+                   issuer=(pki.root_key, pki.root))
+    key, crt = pki.leaf("big-server", "localhost", inter[0], inter[1], kind="rsa4096",
+                        san="DNS:localhost")
+    chain = tmp_path / "server-chain.pem"
+    chain.write_text(crt.read_text() + inter[1].read_text())
+    broker = make_broker(cert=chain, key=key)
+    args = ["mqtt", "pub", *map(str, tls_args(broker, pki, dev)), "--topic", "t/mfl",
+            "--message", "x", "--json"]
+    ok = subprocess.run([str(minimal), *args], capture_output=True, text=True, timeout=60)
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    bad = subprocess.run([str(minimal), *args, "--max-fragment", "none"], capture_output=True,
+                         text=True, timeout=60)
+    assert bad.returncode == 1
+    r = json.loads(bad.stdout)
+    assert r["status"] == "TLS_RECORD_TOO_LARGE"
+    assert r["available"] == 2048 and r["needed"] > 2048
