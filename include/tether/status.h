@@ -96,6 +96,27 @@ typedef enum tether_status {
     TETHER_MQTT_NOT_CONNECTED,
     TETHER_MQTT_ACK_TIMEOUT,
 
+    /* Protocol helpers: identities, DPS and hub messages, SAS keys, JSON, URL encoding. */
+    TETHER_INVALID_REGISTRATION_ID,
+    TETHER_INVALID_DEVICE_ID,
+    TETHER_INVALID_ID_SCOPE,
+    TETHER_DPS_MALFORMED_RESPONSE,
+    TETHER_HUB_MALFORMED_TOPIC,
+    TETHER_HUB_UNKNOWN_TOPIC,
+    TETHER_SAS_KEY_INVALID,
+    TETHER_JSON_MALFORMED,
+    TETHER_JSON_TOO_DEEP,
+    TETHER_JSON_TOO_MANY_TOKENS,
+    TETHER_JSON_NOT_FOUND,
+    TETHER_JSON_WRONG_TYPE,
+    TETHER_URL_MALFORMED,
+
+    /* The store of the provisioning result. */
+    TETHER_STORE_EMPTY,
+    TETHER_STORE_CORRUPT,
+    TETHER_STORE_FOREIGN,
+    TETHER_STORE_WRITE_FAILED,
+
     TETHER_STATUS_COUNT /**< Not a status: the number of codes. */
 } tether_status;
 

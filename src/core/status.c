@@ -192,6 +192,69 @@ static const status_entry table[] = {
                                    "connect first, or reconnect after a failure"},
     [TETHER_MQTT_ACK_TIMEOUT] = {"MQTT_ACK_TIMEOUT", "the server did not acknowledge in time",
                                  "check the broker; messages stay queued for resend"},
+
+    [TETHER_INVALID_REGISTRATION_ID] = {"INVALID_REGISTRATION_ID",
+                                        "the registration id is not one DPS accepts",
+                                        "use at most 128 letters, digits and - . _ : ending with "
+                                        "a letter, a digit or -; with X.509 it is the "
+                                        "certificate's CN"},
+    [TETHER_INVALID_DEVICE_ID] = {"INVALID_DEVICE_ID",
+                                  "the device or module id is not one IoT Hub accepts",
+                                  "use at most 128 letters, digits and - . % _ * ? ! ( ) , : = @ "
+                                  "$ '; it is case-sensitive"},
+    [TETHER_INVALID_ID_SCOPE] = {"INVALID_ID_SCOPE",
+                                 "the DPS ID scope is empty or not alphanumeric",
+                                 "copy the ID scope (e.g. 0ne00ABCDEF) from the DPS overview "
+                                 "page or from tether cloud"},
+    [TETHER_DPS_MALFORMED_RESPONSE] = {"DPS_MALFORMED_RESPONSE",
+                                       "a DPS response topic or payload is not in the form DPS "
+                                       "sends",
+                                       "the peer is not DPS or speaks another API version; check "
+                                       "the endpoint and see the response in the details"},
+    [TETHER_HUB_MALFORMED_TOPIC] = {"HUB_MALFORMED_TOPIC",
+                                    "an IoT Hub message arrived on a topic tether cannot read",
+                                    "the peer is not IoT Hub or uses another API version; see "
+                                    "the topic in the details"},
+    [TETHER_HUB_UNKNOWN_TOPIC] = {"HUB_UNKNOWN_TOPIC",
+                                  "a message arrived on a topic that is not an IoT Hub device "
+                                  "topic",
+                                  "subscribe only to the hub's device topics; the message was "
+                                  "not handled"},
+    [TETHER_SAS_KEY_INVALID] = {"SAS_KEY_INVALID",
+                                "the symmetric key is not valid base64 or has a wrong length",
+                                "copy the primary key of the enrollment or device exactly (a "
+                                "base64 string of 32 or 64 bytes, ending in =)"},
+    [TETHER_JSON_MALFORMED] = {"JSON_MALFORMED", "a JSON text is not well-formed",
+                               "check quotes, commas and brackets; the text must be one JSON "
+                               "value in UTF-8"},
+    [TETHER_JSON_TOO_DEEP] = {"JSON_TOO_DEEP", "a JSON text nests objects or arrays too deeply",
+                              "flatten the document, or raise TETHER_JSON_MAX_DEPTH"},
+    [TETHER_JSON_TOO_MANY_TOKENS] = {"JSON_TOO_MANY_TOKENS",
+                                     "a JSON text has more values than the token array holds",
+                                     "give a token array of at least the count reported as "
+                                     "needed, or send a smaller document"},
+    [TETHER_JSON_NOT_FOUND] = {"JSON_NOT_FOUND", "a JSON member is missing",
+                               "check the member name and the document sent by the peer"},
+    [TETHER_JSON_WRONG_TYPE] = {"JSON_WRONG_TYPE",
+                                "a JSON value has another type or range than expected",
+                                "check the document: e.g. a number was sent as a string"},
+    [TETHER_URL_MALFORMED] = {"URL_MALFORMED", "a URL-encoded text has a bad percent-escape",
+                              "every % must be followed by two hexadecimal digits"},
+
+    [TETHER_STORE_EMPTY] = {"STORE_EMPTY", "no provisioning result is stored yet",
+                            "nothing to fix: the device registers with DPS once"},
+    [TETHER_STORE_CORRUPT] = {"STORE_CORRUPT",
+                              "the stored provisioning result is damaged (bad format or "
+                              "checksum)",
+                              "it is treated as absent: the device registers with DPS again"},
+    [TETHER_STORE_FOREIGN] = {"STORE_FOREIGN",
+                              "the stored provisioning result belongs to another identity or "
+                              "credentials",
+                              "it is treated as absent: the device registers with DPS again"},
+    [TETHER_STORE_WRITE_FAILED] = {"STORE_WRITE_FAILED",
+                                   "the provisioning result could not be saved",
+                                   "check that the state directory exists and is writable; the "
+                                   "previous record, if any, is intact"},
 };
 
 _Static_assert(sizeof table / sizeof table[0] == TETHER_STATUS_COUNT,
