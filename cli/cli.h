@@ -47,7 +47,16 @@ void cli_json_string(FILE *f, const char *s, size_t len);
 void cli_json_tls_summary(FILE *f, const cli_tls *c);
 void cli_print_tls_summary(FILE *f, const cli_tls *c);
 
+/* Queries an SNTP server ("host" or "host:port") and applies the offset to tether's clock.
+ * Prints a line with --verbose, or the failure; returns the status. */
+tether_status cli_sync_clock(const char *server, bool verbose, bool json);
+
+/* Splits "host:port" / "[v6]:port" / "host" into its parts; false if the port is invalid. */
+bool cli_split_host_port(const char *text, char *host, size_t host_cap, uint16_t *port,
+                         uint16_t default_port);
+
 int cmd_mqtt(int argc, char **argv);
+int cmd_time(int argc, char **argv);
 int cmd_explain(int argc, char **argv);
 
 #endif

@@ -15,6 +15,7 @@ const cli_option cli_tls_options[] = {
     {"max-fragment", "N", "ask for records of at most N bytes (512..4096), or none"},
     {"tls12", NULL, "offer TLS 1.2 only (builds with TLS 1.3 offer both)"},
     {"heap-limit", "BYTES", "serve every mbedTLS allocation from an arena of this size"},
+    {"sntp-server", "HOST[:PORT]", "set tether's clock from this SNTP server before connecting"},
     {"insecure", NULL, "do not verify the server (tests only; warns on every use)"},
     {"verbose", NULL, "print the TLS handshake stage by stage, with heap figures"},
     {"json", NULL, "print one JSON document instead of text"},
@@ -101,6 +102,11 @@ int cli_tls_setup(cli_tls *c, const cli_args *a, const char *default_host)
     c->opts.tls12_only = cli_has(a, "tls12");
     c->opts.insecure = cli_has(a, "insecure");
     c->opts.io_timeout_ms = 200;
+    if (cli_get(a, "sntp-server")) {
+        tether_status ts = cli_sync_clock(cli_get(a, "sntp-server"), c->verbose, c->json);
+        if (ts != TETHER_OK)
+            return CLI_EXIT_FAILED;
+    }
     if (c->opts.insecure)
         fprintf(stderr, "warning: --insecure: the server is NOT verified; anyone on the path can "
                         "read and change this connection\n");
@@ -195,7 +201,8 @@ void cli_json_string(FILE *f, const char *s, size_t len)
 static bool from_tls(tether_status st)
 {
     return (st >= TETHER_TLS_CA_PARSE_FAILED && st <= TETHER_TLS_FAILED) ||
-           (st >= TETHER_DNS_FAILED && st <= TETHER_SOCKET_ERROR) || st == TETHER_ENTROPY_FAILED;
+           st == TETHER_CLOCK_NOT_SET || (st >= TETHER_DNS_FAILED && st <= TETHER_SOCKET_ERROR) ||
+           st == TETHER_ENTROPY_FAILED;
 }
 
 void cli_report_failure(const cli_tls *c, tether_status st, const char *during, bool json)

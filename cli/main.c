@@ -33,6 +33,7 @@ static void print_help(void)
            "commands:\n"
            "  mqtt pub|sub     publish or subscribe over tether's TLS + MQTT stack\n"
            "  explain CODE     a status name or mbedTLS code in words\n"
+           "  time sync        ask an SNTP server how far this clock is off\n"
            "  cloud ...        the local Azure-compatible DPS and IoT Hub\n"
            "  pki ...          certificates for the local cloud and its devices\n"
            "  --version        tether, mbedTLS and the TLS profile of this build\n"
@@ -80,6 +81,8 @@ int main(int argc, char **argv)
     }
     if (strcmp(cmd, "mqtt") == 0)
         return cmd_mqtt(argc - 2, argv + 2);
+    if (strcmp(cmd, "time") == 0)
+        return cmd_time(argc - 2, argv + 2);
     if (strcmp(cmd, "explain") == 0)
         return cmd_explain(argc - 2, argv + 2);
     if (strcmp(cmd, "cloud") == 0 || strcmp(cmd, "pki") == 0)

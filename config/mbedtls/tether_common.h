@@ -18,6 +18,8 @@
 #define MBEDTLS_HAVE_ASM
 #define MBEDTLS_HAVE_TIME
 #define MBEDTLS_HAVE_TIME_DATE
+/* ...and that clock is tether's port (which carries an SNTP correction), not time(). */
+#define MBEDTLS_PLATFORM_TIME_ALT
 
 /* Randomness: tether's port supplies the entropy source (getrandom on POSIX, the hardware
  * RNG on a device), so mbedTLS's own platform probing is off. */

@@ -57,8 +57,27 @@ void tether_port_tcp_close(tether_socket *sock);
 /** Monotonic milliseconds since an arbitrary start; never goes back. */
 uint64_t tether_port_now_ms(void);
 
-/** Wall-clock time in Unix seconds (may be wrong before the clock is set). */
+/** Wall-clock time in Unix seconds (may be wrong before the clock is set), offset included. */
 int64_t tether_port_time_s(void);
+
+/** Wall-clock time in Unix milliseconds, offset included. */
+int64_t tether_port_time_ms(void);
+
+/**
+ * Corrects the wall clock tether sees by @p offset_ms (from SNTP), without touching the
+ * system's: a device with no battery-backed clock keeps this offset until it reboots.
+ */
+void tether_port_set_time_offset_ms(int64_t offset_ms);
+
+/**
+ * Sends one UDP datagram to @p host:@p port and waits up to @p timeout_ms for one reply from
+ * that address (SNTP). Replies from elsewhere are ignored.
+ * @return TETHER_OK, TETHER_DNS_FAILED, TETHER_TIMEOUT or TETHER_SOCKET_ERROR.
+ */
+TETHER_MUST_USE tether_status tether_port_udp_exchange(const char *host, uint16_t port,
+                                                       const uint8_t *request, size_t request_len,
+                                                       uint8_t *reply, size_t reply_cap,
+                                                       size_t *out_len, uint32_t timeout_ms);
 
 /** Fills @p buf with cryptographically strong random bytes. */
 TETHER_MUST_USE tether_status tether_port_entropy(uint8_t *buf, size_t len);

@@ -117,6 +117,12 @@ typedef enum tether_status {
     TETHER_STORE_FOREIGN,
     TETHER_STORE_WRITE_FAILED,
 
+    /* Time. */
+    TETHER_CLOCK_NOT_SET,
+    TETHER_SNTP_BAD_REPLY,
+    TETHER_SNTP_KISS_OF_DEATH,
+    TETHER_SNTP_UNSYNCHRONIZED,
+
     TETHER_STATUS_COUNT /**< Not a status: the number of codes. */
 } tether_status;
 

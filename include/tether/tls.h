@@ -82,6 +82,7 @@ typedef struct tether_tls_diag {
     size_t heap_at_failure; /**< Bytes in use when it was refused. */
     size_t needed;          /**< E.g. the Certificate message size, or the record length. */
     size_t available;       /**< E.g. the output buffer, or the input buffer. */
+    int64_t clock_s;        /**< The wall clock when it failed (for CLOCK_NOT_SET). */
     char server_subject[128]; /**< Subject of the server's leaf certificate, if seen. */
     char server_issuer[128];  /**< Issuer at the top of the chain the server presented. */
 } tether_tls_diag;

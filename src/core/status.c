@@ -35,7 +35,7 @@ static const status_entry table[] = {
     [TETHER_DNS_FAILED] = {"DNS_FAILED", "the host name could not be resolved",
                            "check the spelling of the host and the device's DNS server"},
     [TETHER_CONNECT_REFUSED] = {"CONNECT_REFUSED",
-                                "the server refused the TCP connection (nothing listens there)",
+                                "the server refused the connection (nothing listens on that port)",
                                 "check the host and port; is the broker or cloud running?"},
     [TETHER_CONNECT_TIMEOUT] = {"CONNECT_TIMEOUT", "the TCP connection was not answered in time",
                                 "a firewall may drop port 8883; check the route to the server"},
@@ -255,6 +255,23 @@ static const status_entry table[] = {
                                    "the provisioning result could not be saved",
                                    "check that the state directory exists and is writable; the "
                                    "previous record, if any, is intact"},
+
+    [TETHER_CLOCK_NOT_SET] = {"CLOCK_NOT_SET",
+                              "the clock is not set: it reads earlier than the date this tether "
+                              "was built",
+                              "sync time first (SNTP: tether time sync, or --sntp-server); "
+                              "certificate dates and SAS expiry cannot be checked without it"},
+    [TETHER_SNTP_BAD_REPLY] = {"SNTP_BAD_REPLY",
+                               "the time server's reply is malformed or not an answer to our "
+                               "request",
+                               "check that the address is an NTP server (UDP port 123)"},
+    [TETHER_SNTP_KISS_OF_DEATH] = {"SNTP_KISS_OF_DEATH",
+                                   "the time server refused to answer (kiss-o'-death)",
+                                   "ask less often, or use another server; the kiss code is in "
+                                   "the details"},
+    [TETHER_SNTP_UNSYNCHRONIZED] = {"SNTP_UNSYNCHRONIZED",
+                                    "the time server does not know the time itself",
+                                    "use a synchronised server (stratum 1-15, leap not 3)"},
 };
 
 _Static_assert(sizeof table / sizeof table[0] == TETHER_STATUS_COUNT,

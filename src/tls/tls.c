@@ -19,6 +19,7 @@
 #endif
 
 #include "tether/heap.h"
+#include "tether/sntp.h"
 #include "tls_internal.h"
 
 #ifndef TETHER_MBEDTLS_DEBIAN_VERSION
@@ -82,6 +83,15 @@ psa_status_t mbedtls_psa_external_get_random(mbedtls_psa_external_random_context
 }
 #endif
 
+/* mbedTLS checks certificate dates against this clock: the port's, SNTP-corrected. */
+static mbedtls_time_t port_time(mbedtls_time_t *out)
+{
+    mbedtls_time_t now = (mbedtls_time_t)tether_port_time_s();
+    if (out)
+        *out = now;
+    return now;
+}
+
 static void clear_diag(tether_tls *tls)
 {
     memset(&tls->diag, 0, sizeof tls->diag);
@@ -96,6 +106,7 @@ tether_status tether_tls_init(tether_tls *tls)
     tls->sock.fd = -1;
     clear_diag(tls);
     tether_heap_install_default();
+    mbedtls_platform_set_time(port_time);
     mbedtls_ssl_init(&tls->ssl);
     mbedtls_ssl_config_init(&tls->conf);
     mbedtls_x509_crt_init(&tls->trust);
@@ -438,6 +449,12 @@ tether_status tether_tls_connect(tether_tls *tls, const tether_tls_options *opts
     if (!tls->has_trust && !opts->insecure) {
         tls->diag.status = TETHER_TLS_NO_TRUST_ANCHOR;
         return TETHER_TLS_NO_TRUST_ANCHOR;
+    }
+    /* The clock gate: certificate dates mean nothing on a clock that was never set. */
+    tls->diag.clock_s = tether_port_time_s();
+    if (!opts->insecure && !tether_clock_is_set(tls->diag.clock_s)) {
+        tls->diag.status = TETHER_CLOCK_NOT_SET;
+        return TETHER_CLOCK_NOT_SET;
     }
     int ret = configure(tls);
     if (ret != 0)

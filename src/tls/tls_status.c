@@ -3,15 +3,19 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "mbedtls/cipher.h"
 #include "mbedtls/ecp.h"
 #include "mbedtls/error.h"
 #include "mbedtls/md.h"
 #include "mbedtls/pem.h"
+#include "mbedtls/platform_time.h"
+#include "mbedtls/platform_util.h"
 #include "mbedtls/ssl.h"
 #include "mbedtls/x509.h"
 
+#include "tether/sntp.h"
 #include "tether/tls.h"
 #include "tls_internal.h"
 
@@ -197,6 +201,15 @@ static void add(text *t, const char *fmt, ...)
         t->used += (size_t)n < t->len - t->used ? (size_t)n : t->len - t->used - 1;
 }
 
+static void format_utc(int64_t unix_s, char *buf, size_t len)
+{
+    mbedtls_time_t t = (mbedtls_time_t)unix_s;
+    struct tm tm;
+    if (mbedtls_platform_gmtime_r(&t, &tm) == NULL ||
+        strftime(buf, len, "%Y-%m-%d %H:%M:%S UTC", &tm) == 0)
+        snprintf(buf, len, "%lld (Unix seconds)", (long long)unix_s);
+}
+
 void tether_tls_describe(const tether_tls_diag *d, char *buf, size_t len)
 {
     if (buf == NULL || len == 0)
@@ -204,7 +217,8 @@ void tether_tls_describe(const tether_tls_diag *d, char *buf, size_t len)
     text t = {buf, len, 0};
     buf[0] = 0;
     add(&t, "error %s", tether_status_name(d->status));
-    if (d->stage >= TETHER_TLS_STAGE_TCP_CONNECT && d->stage <= TETHER_TLS_STAGE_FINISHED)
+    if (d->stage >= TETHER_TLS_STAGE_TCP_CONNECT && d->stage <= TETHER_TLS_STAGE_FINISHED &&
+        d->status != TETHER_CLOCK_NOT_SET)
         add(&t, " during the TLS handshake (%s, stage %d of %d)", tether_tls_stage_name(d->stage),
             (int)d->stage, TETHER_TLS_STAGE_COUNT);
     add(&t, "\n  %s\n", tether_status_message(d->status));
@@ -256,6 +270,15 @@ void tether_tls_describe(const tether_tls_diag *d, char *buf, size_t len)
         add(&t, "  fix: %s\n", tether_status_hint(d->status));
         break;
     }
+    case TETHER_CLOCK_NOT_SET: {
+        char now[32], floor[32];
+        format_utc(d->clock_s, now, sizeof now);
+        format_utc(tether_clock_floor(), floor, sizeof floor);
+        add(&t, "  the clock reads %s; this tether was built on %s, so the clock was never set\n",
+            now, floor);
+        add(&t, "  fix: %s\n", tether_status_hint(d->status));
+        break;
+    }
     case TETHER_TLS_RECORD_TOO_LARGE:
         add(&t, "  the server sent a %zu-byte record; the input buffer holds %zu\n", d->needed,
             d->available);
@@ -277,6 +300,6 @@ void tether_tls_describe(const tether_tls_diag *d, char *buf, size_t len)
         tether_mbedtls_text(d->mbedtls_code, raw, sizeof raw);
         add(&t, "  mbedTLS: -0x%04X %s\n", (unsigned)-d->mbedtls_code, raw);
     }
-    if (d->status != TETHER_OK)
+    if (d->status != TETHER_OK && d->heap_peak > 0)
         add(&t, "  heap: %zu bytes in use, peak %zu\n", d->heap_in_use, d->heap_peak);
 }

@@ -193,11 +193,68 @@ uint64_t tether_port_now_ms(void)
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
-int64_t tether_port_time_s(void)
+/* Process-wide by nature: there is one wall clock. */
+static int64_t time_offset_ms;
+
+int64_t tether_port_time_ms(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec;
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000 + time_offset_ms;
+}
+
+int64_t tether_port_time_s(void)
+{
+    int64_t ms = tether_port_time_ms();
+    return ms >= 0 ? ms / 1000 : -((-ms + 999) / 1000);
+}
+
+void tether_port_set_time_offset_ms(int64_t offset_ms)
+{
+    time_offset_ms = offset_ms;
+}
+
+tether_status tether_port_udp_exchange(const char *host, uint16_t port, const uint8_t *request,
+                                       size_t request_len, uint8_t *reply, size_t reply_cap,
+                                       size_t *out_len, uint32_t timeout_ms)
+{
+    if (host == NULL || request == NULL || reply == NULL || out_len == NULL || port == 0)
+        return TETHER_INVALID_ARGUMENT;
+    *out_len = 0;
+    char service[8];
+    snprintf(service, sizeof service, "%u", (unsigned)port);
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_DGRAM};
+    struct addrinfo *ai = NULL;
+    if (getaddrinfo(host, service, &hints, &ai) != 0)
+        return TETHER_DNS_FAILED;
+    tether_status st = TETHER_SOCKET_ERROR;
+    int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);
+    /* A connected UDP socket only receives from that peer. */
+    if (fd >= 0 && connect(fd, ai->ai_addr, ai->ai_addrlen) == 0 &&
+        send(fd, request, request_len, 0) == (ssize_t)request_len) {
+        uint64_t deadline = tether_port_now_ms() + timeout_ms;
+        st = TETHER_TIMEOUT;
+        for (;;) {
+            uint64_t now = tether_port_now_ms();
+            if (now >= deadline || wait_fd(fd, POLLIN, (uint32_t)(deadline - now)) <= 0)
+                break;
+            ssize_t n = recv(fd, reply, reply_cap, 0);
+            if (n > 0) {
+                *out_len = (size_t)n;
+                st = TETHER_OK;
+                break;
+            }
+            if (n < 0 && errno != EINTR && errno != EAGAIN) {
+                /* ICMP port unreachable: nothing listens there. */
+                st = errno == ECONNREFUSED ? TETHER_CONNECT_REFUSED : TETHER_SOCKET_ERROR;
+                break;
+            }
+        }
+    }
+    if (fd >= 0)
+        close(fd);
+    freeaddrinfo(ai);
+    return st;
 }
 
 tether_status tether_port_entropy(uint8_t *buf, size_t len)
