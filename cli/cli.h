@@ -10,7 +10,9 @@
 #include "tether/mqtt.h"
 #include "tether/tls.h"
 
-/* Options of every command that opens a TLS connection. */
+/* --host and --port, for commands that name the server directly. */
+extern const cli_option cli_host_options[];
+/* Options of every command that opens a TLS connection: credentials, trust, limits. */
 extern const cli_option cli_tls_options[];
 
 /* A TLS connection made from command-line options. */
@@ -57,6 +59,14 @@ bool cli_split_host_port(const char *text, char *host, size_t host_cap, uint16_t
 
 int cmd_mqtt(int argc, char **argv);
 int cmd_time(int argc, char **argv);
+int cmd_device(const char *name, int argc, char **argv);
+int cmd_sas(int argc, char **argv);
+int cmd_quickstart(int argc, char **argv);
+
+#ifndef TETHER_VERSION
+#define TETHER_VERSION "0.0.0"
+#endif
+#define TETHER_CLI_VERSION TETHER_VERSION
 int cmd_explain(int argc, char **argv);
 
 #endif

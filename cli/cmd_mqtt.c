@@ -30,8 +30,10 @@ static const cli_option sub_options[] = {
     {NULL, NULL, NULL},
 };
 
-static const cli_option *const pub_sets[] = {cli_tls_options, mqtt_options, pub_options, NULL};
-static const cli_option *const sub_sets[] = {cli_tls_options, mqtt_options, sub_options, NULL};
+static const cli_option *const pub_sets[] = {cli_host_options, cli_tls_options, mqtt_options,
+                                             pub_options, NULL};
+static const cli_option *const sub_sets[] = {cli_host_options, cli_tls_options, mqtt_options,
+                                             sub_options, NULL};
 
 static const cli_command pub_cmd = {
     "tether mqtt pub --topic TOPIC (--message TEXT | --file FILE) [options]",
@@ -79,27 +81,6 @@ static tether_status open_session(session *s)
     return st;
 }
 
-static bool retriable(tether_status st)
-{
-    switch (st) {
-    case TETHER_CONNECT_REFUSED:
-    case TETHER_CONNECT_TIMEOUT:
-    case TETHER_CONNECTION_CLOSED:
-    case TETHER_CONNECTION_RESET:
-    case TETHER_TLS_PEER_CLOSED_IN_HANDSHAKE:
-    case TETHER_TLS_HANDSHAKE_TIMEOUT:
-    case TETHER_MQTT_KEEPALIVE_TIMEOUT:
-    case TETHER_MQTT_CONNACK_SERVER_UNAVAILABLE:
-    case TETHER_MQTT_CONNACK_TIMEOUT:
-    case TETHER_MQTT_ACK_TIMEOUT:
-    case TETHER_TIMEOUT:
-    case TETHER_SOCKET_ERROR:
-        return true;
-    default:
-        return false;
-    }
-}
-
 /* After a loss: reconnect with capped exponential backoff until the reconnect timeout. */
 static tether_status recover(session *s, tether_status why)
 {
@@ -108,7 +89,7 @@ static tether_status recover(session *s, tether_status why)
     uint64_t give_up = tether_port_now_ms() + (uint64_t)s->reconnect_timeout_s * 1000u;
     uint32_t delay = 250;
     tether_status st = why;
-    while (retriable(st) && tether_port_now_ms() < give_up) {
+    while (tether_status_is_transient(st) && tether_port_now_ms() < give_up) {
         fprintf(stderr, "connection lost (%s); reconnecting in %u ms\n", tether_status_name(st),
                 delay);
         tether_port_sleep_ms(delay);
@@ -237,7 +218,7 @@ static int run_pub(const cli_args *a)
     const char *topic = cli_get(a, "topic");
 
     tether_status st = open_session(&s);
-    if (st != TETHER_OK && retriable(st) && s.conn.connects > 0)
+    if (st != TETHER_OK && tether_status_is_transient(st) && s.conn.connects > 0)
         st = recover(&s, st);
     long sent = 0;
     while (st == TETHER_OK && sent < count) {
@@ -251,7 +232,7 @@ static int run_pub(const cli_args *a)
         st = tether_mqtt_client_publish(&s.mqtt, &m, NULL);
         if (st == TETHER_MQTT_INFLIGHT_FULL) {
             st = tether_mqtt_client_process(&s.mqtt, 50);
-        } else if (st == TETHER_OK || (qos == 1 && retriable(st))) {
+        } else if (st == TETHER_OK || (qos == 1 && tether_status_is_transient(st))) {
             /* A QoS 1 message that failed to go out is in the store: it counts as sent. */
             sent++;
             if (st == TETHER_OK && interval > 0)
@@ -261,7 +242,7 @@ static int run_pub(const cli_args *a)
         }
         if (st == TETHER_MQTT_PACKET_TOO_LARGE)
             st = TETHER_OK;
-        if (st != TETHER_OK && retriable(st))
+        if (st != TETHER_OK && tether_status_is_transient(st))
             st = recover(&s, st);
     }
     /* Wait for the last acknowledgements, reconnecting if the broker goes away meanwhile. */
@@ -269,7 +250,7 @@ static int run_pub(const cli_args *a)
     while (st == TETHER_OK && tether_mqtt_client_inflight_count(&s.mqtt) > 0 &&
            tether_port_now_ms() < deadline) {
         st = tether_mqtt_client_process(&s.mqtt, 100);
-        if (st != TETHER_OK && retriable(st))
+        if (st != TETHER_OK && tether_status_is_transient(st))
             st = recover(&s, st);
     }
     if (st == TETHER_OK && tether_mqtt_client_inflight_count(&s.mqtt) > 0)
@@ -344,7 +325,7 @@ static int run_sub(const cli_args *a)
                     tether_status_name(st), tether_mqtt_client_last_needed(&s.mqtt), sizeof rx);
             st = TETHER_OK;
         }
-        if (st != TETHER_OK && retriable(st))
+        if (st != TETHER_OK && tether_status_is_transient(st))
             st = recover(&s, st);
     }
     int result = CLI_EXIT_OK;

@@ -4,9 +4,13 @@
 #include "cli.h"
 #include "tether/port.h"
 
-const cli_option cli_tls_options[] = {
+const cli_option cli_host_options[] = {
     {"host", "HOST", "server host name: SNI and certificate check (default localhost)"},
     {"port", "PORT", "server port (default 8883)"},
+    {NULL, NULL, NULL},
+};
+
+const cli_option cli_tls_options[] = {
     {"connect-to", "ADDR", "dial this address instead of --host; SNI and checks keep --host"},
     {"cafile", "FILE", "trusted root certificates, PEM or DER (repeatable)"},
     {"cert", "FILE", "client certificate chain, leaf first, PEM or DER"},

@@ -6,10 +6,6 @@
 
 #include "cli.h"
 
-#ifndef TETHER_VERSION
-#define TETHER_VERSION "0.0.0"
-#endif
-
 static void print_version(void)
 {
     tether_tls_build_info b;
@@ -31,6 +27,11 @@ static void print_help(void)
            "Takes a device from fresh-from-the-factory to connected to its Azure IoT hub, in a\n"
            "known memory budget, and explains every failure.\n\n"
            "commands:\n"
+           "  register         provision the device through DPS and store the result\n"
+           "  run              connect to the hub: telemetry, c2d, twin, methods\n"
+           "  send             send one telemetry message and exit\n"
+           "  quickstart       the whole flow against a local cloud, in one command\n"
+           "  sas dps|hub|derive-key   SAS tokens and group-derived device keys\n"
            "  mqtt pub|sub     publish or subscribe over tether's TLS + MQTT stack\n"
            "  explain CODE     a status name or mbedTLS code in words\n"
            "  time sync        ask an SNTP server how far this clock is off\n"
@@ -81,6 +82,12 @@ int main(int argc, char **argv)
     }
     if (strcmp(cmd, "mqtt") == 0)
         return cmd_mqtt(argc - 2, argv + 2);
+    if (strcmp(cmd, "register") == 0 || strcmp(cmd, "run") == 0 || strcmp(cmd, "send") == 0)
+        return cmd_device(cmd, argc - 2, argv + 2);
+    if (strcmp(cmd, "sas") == 0)
+        return cmd_sas(argc - 2, argv + 2);
+    if (strcmp(cmd, "quickstart") == 0)
+        return cmd_quickstart(argc - 2, argv + 2);
     if (strcmp(cmd, "time") == 0)
         return cmd_time(argc - 2, argv + 2);
     if (strcmp(cmd, "explain") == 0)

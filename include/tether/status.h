@@ -18,6 +18,8 @@
 #ifndef TETHER_STATUS_H
 #define TETHER_STATUS_H
 
+#include <stdbool.h>
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -123,6 +125,16 @@ typedef enum tether_status {
     TETHER_SNTP_KISS_OF_DEATH,
     TETHER_SNTP_UNSYNCHRONIZED,
 
+    /* Provisioning and the hub session. */
+    TETHER_DPS_UNAUTHORIZED,
+    TETHER_DPS_REQUEST_REFUSED,
+    TETHER_DPS_ASSIGNMENT_FAILED,
+    TETHER_DPS_ENROLLMENT_DISABLED,
+    TETHER_DPS_DEADLINE_EXCEEDED,
+    TETHER_HUB_IDENTITY_REFUSED,
+    TETHER_HUB_UNREACHABLE,
+    TETHER_HUB_QUEUE_FULL,
+
     TETHER_STATUS_COUNT /**< Not a status: the number of codes. */
 } tether_status;
 
@@ -135,6 +147,13 @@ const char *tether_status_message(tether_status status);
 
 /** What to change so that it does not happen again. */
 const char *tether_status_hint(tether_status status);
+
+/**
+ * True for failures that may pass by themselves (the network, a server restarting, a
+ * throttled or busy service): worth a retry with backoff. False for what needs a change
+ * (credentials, configuration, a refusal).
+ */
+bool tether_status_is_transient(tether_status status);
 
 /**
  * Looks up a status by its name (with or without the "TETHER_" prefix, any case).

@@ -181,6 +181,15 @@ TETHER_MUST_USE tether_status tether_tls_set_identity(tether_tls *tls, const uin
  */
 size_t tether_tls_certificate_message_size(const tether_tls *tls);
 
+/** SHA-256 of @p len bytes (mbedTLS), e.g. to fingerprint a symmetric key. */
+void tether_sha256(const void *data, size_t len, uint8_t out[32]);
+
+/**
+ * SHA-256 of the identity's leaf certificate (DER): the fingerprint a stored provisioning
+ * result is tied to. @return TETHER_INVALID_ARGUMENT when no identity is set.
+ */
+TETHER_MUST_USE tether_status tether_tls_identity_sha256(const tether_tls *tls, uint8_t out[32]);
+
 /** Connects over TCP and completes the handshake. On failure see tether_tls_last_diag(). */
 TETHER_MUST_USE tether_status tether_tls_connect(tether_tls *tls, const tether_tls_options *opts);
 

@@ -200,8 +200,9 @@ static const status_entry table[] = {
                                         "certificate's CN"},
     [TETHER_INVALID_DEVICE_ID] = {"INVALID_DEVICE_ID",
                                   "the device or module id is not one IoT Hub accepts",
-                                  "use at most 128 letters, digits and - . % _ * ? ! ( ) , : = @ "
-                                  "$ '; it is case-sensitive"},
+                                  "use at most 128 letters, digits and - . % _ * ? ! ( ) , : ; = @ "
+                                  "$ ' (+ and # cannot travel in MQTT topics); it is "
+                                  "case-sensitive"},
     [TETHER_INVALID_ID_SCOPE] = {"INVALID_ID_SCOPE",
                                  "the DPS ID scope is empty or not alphanumeric",
                                  "copy the ID scope (e.g. 0ne00ABCDEF) from the DPS overview "
@@ -272,6 +273,39 @@ static const status_entry table[] = {
     [TETHER_SNTP_UNSYNCHRONIZED] = {"SNTP_UNSYNCHRONIZED",
                                     "the time server does not know the time itself",
                                     "use a synchronised server (stratum 1-15, leap not 3)"},
+
+    [TETHER_DPS_UNAUTHORIZED] = {"DPS_UNAUTHORIZED",
+                                 "DPS did not accept this device's credentials (401)",
+                                 "no enrollment for this registration id, a certificate CN that "
+                                 "differs from the registration id, a chain DPS does not trust, or "
+                                 "a wrong or expired SAS key; check the enrollment"},
+    [TETHER_DPS_REQUEST_REFUSED] = {"DPS_REQUEST_REFUSED",
+                                    "DPS refused the registration request (4xx)",
+                                    "see the errorCode and message in the details; the request "
+                                    "is not retried"},
+    [TETHER_DPS_ASSIGNMENT_FAILED] = {"DPS_ASSIGNMENT_FAILED",
+                                      "DPS could not assign this device to a hub",
+                                      "check the enrollment's hubs and allocation policy; see the "
+                                      "errorCode in the details"},
+    [TETHER_DPS_ENROLLMENT_DISABLED] = {"DPS_ENROLLMENT_DISABLED",
+                                        "the enrollment of this device is disabled",
+                                        "enable the enrollment (provisioning status) in DPS"},
+    [TETHER_DPS_DEADLINE_EXCEEDED] = {"DPS_DEADLINE_EXCEEDED",
+                                      "provisioning did not finish within its deadline",
+                                      "DPS kept answering assigning or throttling; allow more "
+                                      "time, or look at the last status in the details"},
+    [TETHER_HUB_IDENTITY_REFUSED] = {"HUB_IDENTITY_REFUSED",
+                                     "the hub refused this device's identity (CONNACK 4 or 5)",
+                                     "the device may have been moved or deleted: reprovision "
+                                     "through DPS (tether register --force)"},
+    [TETHER_HUB_UNREACHABLE] = {"HUB_UNREACHABLE",
+                                "the hub could not be reached after repeated attempts",
+                                "check the network and the assigned hub name; tether "
+                                "reprovisions after this many failures"},
+    [TETHER_HUB_QUEUE_FULL] = {"HUB_QUEUE_FULL",
+                               "the outbound queue is full: the message was not accepted",
+                               "let the session run (acknowledgements free the queue) or give it "
+                               "more memory; nothing was dropped"},
 };
 
 _Static_assert(sizeof table / sizeof table[0] == TETHER_STATUS_COUNT,
@@ -300,6 +334,30 @@ const char *tether_status_hint(tether_status status)
 {
     const status_entry *e = entry_of(status);
     return e ? e->hint : "this is a bug in tether: report the number";
+}
+
+bool tether_status_is_transient(tether_status status)
+{
+    switch (status) {
+    case TETHER_TIMEOUT:
+    case TETHER_DNS_FAILED:
+    case TETHER_CONNECT_REFUSED:
+    case TETHER_CONNECT_TIMEOUT:
+    case TETHER_NETWORK_UNREACHABLE:
+    case TETHER_CONNECTION_CLOSED:
+    case TETHER_CONNECTION_RESET:
+    case TETHER_SOCKET_ERROR:
+    case TETHER_TLS_PEER_CLOSED_IN_HANDSHAKE:
+    case TETHER_TLS_HANDSHAKE_TIMEOUT:
+    case TETHER_MQTT_KEEPALIVE_TIMEOUT:
+    case TETHER_MQTT_CONNACK_SERVER_UNAVAILABLE:
+    case TETHER_MQTT_CONNACK_TIMEOUT:
+    case TETHER_MQTT_ACK_TIMEOUT:
+    case TETHER_MQTT_NOT_CONNECTED:
+        return true;
+    default:
+        return false;
+    }
 }
 
 static int equals_ignore_case(const char *a, const char *b)

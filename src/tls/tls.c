@@ -13,6 +13,7 @@
 #include "mbedtls/error.h"
 #include "mbedtls/net_sockets.h"
 #include "mbedtls/platform.h"
+#include "mbedtls/sha256.h"
 #include "mbedtls/version.h"
 #if defined(MBEDTLS_PSA_CRYPTO_C)
 #include "psa/crypto.h"
@@ -216,6 +217,20 @@ size_t tether_tls_certificate_message_size(const tether_tls *tls)
     for (const mbedtls_x509_crt *c = &tls->chain; c != NULL && c->raw.len > 0; c = c->next)
         size += 3 + c->raw.len;
     return size;
+}
+
+void tether_sha256(const void *data, size_t len, uint8_t out[32])
+{
+    if (mbedtls_sha256(data, len, out, 0) != 0)
+        memset(out, 0, 32);
+}
+
+tether_status tether_tls_identity_sha256(const tether_tls *tls, uint8_t out[32])
+{
+    if (tls == NULL || out == NULL || !tls->has_identity)
+        return TETHER_INVALID_ARGUMENT;
+    tether_sha256(tls->chain.raw.p, tls->chain.raw.len, out);
+    return TETHER_OK;
 }
 
 /* --- I/O callbacks ------------------------------------------------------------------ */

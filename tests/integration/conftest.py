@@ -170,6 +170,19 @@ def make_broker(tmp_path, pki):
         b.stop()
 
 
+def finish(proc, timeout=60):
+    """Waits for a process whose pipes were partly read with readline() and returns the rest
+    of (stdout, stderr). communicate() would read the descriptors directly and lose lines
+    already buffered by readline()."""
+    try:
+        proc.wait(timeout=timeout)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    return (proc.stdout.read() if proc.stdout else ""), (proc.stderr.read() if proc.stderr else "")
+
+
 def tether(*args, timeout=60, check=False):
     """Runs build/tether; returns the CompletedProcess."""
     p = subprocess.run([str(TETHER)] + [str(a) for a in args], capture_output=True, text=True,

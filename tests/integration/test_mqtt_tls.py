@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from conftest import TETHER, run, tether
+from conftest import TETHER, finish, run, tether
 
 
 def tls_args(broker, pki, dev):
@@ -71,7 +71,7 @@ def test_sub_receives_from_mosquitto_pub(broker, pki, dev):
         for n in range(1, 11):
             run("mosquitto_pub", *mosq_tls(broker, pki, dev), "-t", f"t/sub/{n}", "-q", "1",
                 "-m", f"hello {n}")
-        out, err = sub.communicate(timeout=30)
+        out, err = finish(sub, 30)
         assert sub.returncode == 0, err
         assert out.splitlines() == [f"hello {n}" for n in range(1, 11)]
         assert "received 10 message(s)" in err
@@ -118,7 +118,7 @@ def test_large_message_is_discarded_and_the_connection_stays(broker, pki, dev):
         big = "x" * 100_000  # larger than the command's 64 KB receive buffer
         run("mosquitto_pub", *mosq_tls(broker, pki, dev), "-t", "t/big", "-m", big)
         run("mosquitto_pub", *mosq_tls(broker, pki, dev), "-t", "t/big", "-m", "small")
-        out, err = sub.communicate(timeout=30)
+        out, err = finish(sub, 30)
         assert sub.returncode == 0, err
         assert out.splitlines() == ["small"]
         assert "MQTT_PACKET_TOO_LARGE" in err
@@ -135,7 +135,7 @@ def test_dead_link_is_detected_by_keepalive(broker, pki, dev):
     try:
         assert "subscribed" in sub.stderr.readline()
         broker.proc.send_signal(19)  # SIGSTOP: the TCP link stays up, nothing answers
-        _, err = sub.communicate(timeout=30)
+        _, err = finish(sub, 30)
         assert sub.returncode == 1
         assert "MQTT_KEEPALIVE_TIMEOUT" in err
     finally:

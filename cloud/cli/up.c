@@ -1,0 +1,456 @@
+/* tether cloud up / down / status: the broker's life cycle. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "registry.h"
+#include "util.h"
+
+static const char up_usage[] =
+    "usage: tether cloud up [--dir D] [--port 8883] [--foreground] [--retry-after S] [--json]\n"
+    "\n"
+    "Writes D/mosquitto.conf, makes the PKI if absent, starts Mosquitto with the tether\n"
+    "plugin on 127.0.0.1 (TLS; client certificates requested, optional), waits until it\n"
+    "answers and prints the endpoint, id scope and CA file. --retry-after sets the seconds\n"
+    "DPS asks devices to wait before polling (default 1). The port is remembered.\n";
+static const char down_usage[] = "usage: tether cloud down [--dir D]\n\nStops the broker.\n";
+static const char status_usage[] =
+    "usage: tether cloud status [--dir D] [--json]\n\n"
+    "Running or not, endpoint, id scope, CA file, hubs and counts.\n";
+
+static void sleep_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+static int port_answers(int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons((uint16_t)port);
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    int ok = fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0;
+    if (fd >= 0) {
+        close(fd);
+    }
+    return ok;
+}
+
+static const char *exe_dir(char *buf, size_t size)
+{
+    ssize_t n = readlink("/proc/self/exe", buf, size - 1);
+    if (n <= 0) {
+        return NULL;
+    }
+    buf[n] = '\0';
+    char *slash = strrchr(buf, '/');
+    if (slash != NULL) {
+        *slash = '\0';
+    }
+    return buf;
+}
+
+/* The plugin and the shim: next to tether-cloud (cloud/ below it), else where they were
+ * built. TETHER_CLOUD_PLUGIN / TETHER_CLOUD_SHIM override. */
+static int find_module(const char *env, const char *name, const char *built, char *out, size_t size)
+{
+    const char *e = getenv(env);
+    char dir[PATH_MAX];
+    if (e != NULL && access(e, R_OK) == 0) {
+        snprintf(out, size, "%s", e);
+        return 0;
+    }
+    if (exe_dir(dir, sizeof dir) != NULL) {
+        snprintf(out, size, "%s/cloud/%s", dir, name);
+        if (access(out, R_OK) == 0) {
+            return 0;
+        }
+        snprintf(out, size, "%s/%s", dir, name);
+        if (access(out, R_OK) == 0) {
+            return 0;
+        }
+    }
+    snprintf(out, size, "%s", built);
+    return access(out, R_OK) == 0 ? 0 : -1;
+}
+
+static int write_conf(const char *dir, int port, const char *plugin, char *conf, size_t size)
+{
+    char abs[PATH_MAX];
+    if (realpath(dir, abs) == NULL) {
+        return fail("cannot resolve %s", dir);
+    }
+    struct passwd *pw = getpwuid(getuid());
+    snprintf(conf, size, "%s/mosquitto.conf", abs);
+    char text[32768];
+    snprintf(text, sizeof text,
+             "# Written by `tether cloud up`; rewritten on every start.\n"
+             "per_listener_settings false\n"
+             "allow_anonymous false\n"
+             "persistence false\n"
+             "pid_file %s/mosquitto.pid\n"
+             "log_dest file %s/mosquitto.log\n"
+             "log_type error\nlog_type warning\nlog_type notice\nlog_type information\n"
+             "connection_messages true\n"
+             "set_tcp_nodelay true\n"
+             "log_timestamp_format %%Y-%%m-%%dT%%H:%%M:%%S\n"
+             "%s%s%s"
+             "plugin %s\n"
+             "plugin_opt_dir %s\n"
+             "\n"
+             "# One TLS listener for DPS and every hub, told apart by the MQTT username.\n"
+             "listener %d 127.0.0.1\n"
+             "certfile %s/pki/server.pem\n"
+             "keyfile %s/pki/server.key\n"
+             "cafile %s/pki/ca.pem\n"
+             "# Certificates are requested but optional (symmetric-key devices send none): see\n"
+             "# the TLS shim preloaded by tether cloud up. The identity is never the username.\n"
+             "require_certificate false\n"
+             "use_identity_as_username false\n"
+             "tls_version tlsv1.2\n"
+             "# IoT Hub: a QoS 2 publish closes the connection; QoS 2 subscriptions get QoS 1.\n"
+             "max_qos 1\n",
+             abs, abs, pw != NULL ? "user " : "", pw != NULL ? pw->pw_name : "",
+             pw != NULL ? "\n" : "", plugin, abs, port, abs, abs, abs);
+    return tc_write_file(conf, text, strlen(text), 0600) == 0 ? 0 : fail("cannot write %s", conf);
+}
+
+static void print_endpoint(const char *dir, sqlite3 *db, bool json, long pid)
+{
+    char *scope = tc_reg_meta_get(db, "id_scope");
+    char *port = tc_reg_meta_get(db, "port");
+    char abs[PATH_MAX];
+    char ca[PATH_MAX + 16];
+    if (realpath(dir, abs) == NULL) {
+        snprintf(abs, sizeof abs, "%s", dir);
+    }
+    snprintf(ca, sizeof ca, "%s/pki/ca.pem", abs);
+    cJSON *hubs = tc_reg_rows(db, "SELECT name, host FROM hubs ORDER BY name", NULL);
+    int64_t enrollments = tc_reg_int(db, 0, "SELECT count(*) FROM enrollments", NULL);
+    int64_t devices = tc_reg_int(db, 0, "SELECT count(*) FROM devices", NULL);
+    int64_t connected =
+        pid > 0 ? tc_reg_int(db, 0, "SELECT count(*) FROM devices WHERE connected=1", NULL) : 0;
+    if (json) {
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddBoolToObject(o, "running", pid > 0);
+        if (pid > 0) {
+            cJSON_AddNumberToObject(o, "pid", (double)pid);
+        }
+        cJSON_AddStringToObject(o, "dir", abs);
+        cJSON_AddNumberToObject(o, "port", port != NULL ? atoi(port) : 8883);
+        char ep[64];
+        snprintf(ep, sizeof ep, "localhost:%s", port != NULL ? port : "8883");
+        cJSON_AddStringToObject(o, "endpoint", ep);
+        cJSON_AddStringToObject(o, "address", "127.0.0.1");
+        cJSON_AddStringToObject(o, "idScope", scope != NULL ? scope : "");
+        cJSON_AddStringToObject(o, "caFile", ca);
+        cJSON *ha = cJSON_AddArrayToObject(o, "hubs");
+        cJSON *h;
+        cJSON_ArrayForEach(h, hubs)
+        {
+            cJSON_AddItemToArray(ha, cJSON_CreateString(tc_row_str(h, "host")));
+        }
+        cJSON_AddNumberToObject(o, "enrollments", (double)enrollments);
+        cJSON_AddNumberToObject(o, "devices", (double)devices);
+        cJSON_AddNumberToObject(o, "connectedDevices", (double)connected);
+        print_json(o);
+        cJSON_Delete(o);
+    } else {
+        if (pid > 0) {
+            printf("tether cloud is running (mosquitto pid %ld, state in %s)\n", pid, abs);
+        } else {
+            printf("tether cloud is stopped (state in %s)\n", abs);
+        }
+        printf("  DPS endpoint  localhost:%s (127.0.0.1)\n", port != NULL ? port : "8883");
+        printf("  id scope      %s\n", scope != NULL ? scope : "?");
+        printf("  CA file       %s\n", ca);
+        cJSON *h;
+        cJSON_ArrayForEach(h, hubs)
+        {
+            printf("  hub           %s (reach it at 127.0.0.1:%s)\n", tc_row_str(h, "host"),
+                   port != NULL ? port : "8883");
+        }
+        printf("  %lld enrollments, %lld devices, %lld connected\n", (long long)enrollments,
+               (long long)devices, (long long)connected);
+    }
+    cJSON_Delete(hubs);
+    free(scope);
+    free(port);
+}
+
+static void tail_log(const char *dir)
+{
+    char p[4096];
+    snprintf(p, sizeof p, "%s/mosquitto.log", dir);
+    char *log = tc_read_file(p, NULL);
+    if (log == NULL) {
+        return;
+    }
+    size_t len = strlen(log);
+    size_t start = len > 1200 ? len - 1200 : 0;
+    fprintf(stderr, "last lines of %s:\n%s", p, log + start);
+    free(log);
+}
+
+static int start(const char *dir, int port, bool foreground, bool json, bool quiet)
+{
+    char plugin[PATH_MAX];
+    char shim[PATH_MAX];
+    char conf[PATH_MAX + 32];
+    if (find_module("TETHER_CLOUD_PLUGIN", "tether_cloud_plugin.so", TC_PLUGIN_PATH, plugin,
+                    sizeof plugin) != 0) {
+        return fail("tether_cloud_plugin.so not found (looked next to tether-cloud and in %s)",
+                    TC_PLUGIN_PATH);
+    }
+    if (find_module("TETHER_CLOUD_SHIM", "tether_cloud_tls_shim.so", TC_SHIM_PATH, shim,
+                    sizeof shim) != 0) {
+        return fail("tether_cloud_tls_shim.so not found");
+    }
+    if (write_conf(dir, port, plugin, conf, sizeof conf) != 0) {
+        return 1;
+    }
+    if (port_answers(port)) {
+        return fail("port %d on 127.0.0.1 is already in use; choose another with --port", port);
+    }
+    setenv("LD_PRELOAD", shim, 1);
+    if (foreground) {
+        char pidp[4096];
+        char pid_text[32];
+        snprintf(pidp, sizeof pidp, "%s/mosquitto.pid", dir);
+        snprintf(pid_text, sizeof pid_text, "%ld\n", (long)getpid());
+        tc_write_file(pidp, pid_text, strlen(pid_text), 0644);
+        printf("starting mosquitto in the foreground (log: %s/mosquitto.log); Ctrl-C stops it\n",
+               dir);
+        fflush(stdout);
+        execlp("mosquitto", "mosquitto", "-c", conf, (char *)NULL);
+        return fail("cannot run mosquitto: %s (install the mosquitto package)", strerror(errno));
+    }
+    pid_t child = fork();
+    if (child < 0) {
+        return fail("fork: %s", strerror(errno));
+    }
+    if (child == 0) {
+        int devnull = open("/dev/null", O_RDWR);
+        if (devnull >= 0) {
+            dup2(devnull, 0);
+            dup2(devnull, 1);
+            dup2(devnull, 2);
+        }
+        for (int fd = 3; fd < 1024; fd++) {
+            close(fd); /* the daemon must not hold our caller's pipes */
+        }
+        /* TETHER_CLOUD_WRAPPER (e.g. "valgrind --log-file=/tmp/vg.%p") runs the broker
+         * under a tool; words separated by spaces. */
+        const char *wrapper = getenv("TETHER_CLOUD_WRAPPER");
+        char *argv_w[32];
+        int n = 0;
+        char *copy = wrapper != NULL ? strdup(wrapper) : NULL;
+        char *save = NULL;
+        for (char *w = copy != NULL ? strtok_r(copy, " ", &save) : NULL; w != NULL && n < 26;
+             w = strtok_r(NULL, " ", &save)) {
+            argv_w[n++] = w;
+        }
+        argv_w[n++] = "mosquitto";
+        argv_w[n++] = "-d";
+        argv_w[n++] = "-c";
+        argv_w[n++] = conf;
+        argv_w[n] = NULL;
+        execvp(argv_w[0], argv_w);
+        _exit(127);
+    }
+    int status = 0;
+    waitpid(child, &status, 0);
+    unsetenv("LD_PRELOAD");
+    if (WIFEXITED(status) && WEXITSTATUS(status) == 127) {
+        return fail("cannot run mosquitto (install the mosquitto package)");
+    }
+    for (int i = 0; i < 100; i++) {
+        if (port_answers(port) && cloud_pid(dir) > 0) {
+            sqlite3 *db = open_registry(dir);
+            if (db == NULL) {
+                return 1;
+            }
+            if (!quiet) {
+                print_endpoint(dir, db, json, cloud_pid(dir));
+            }
+            tc_reg_close(db);
+            return 0;
+        }
+        if (i > 5 && cloud_pid(dir) == 0 && !WIFEXITED(status)) {
+            break;
+        }
+        sleep_ms(100);
+    }
+    fail("mosquitto did not start listening on 127.0.0.1:%d", port);
+    tail_log(dir);
+    return 1;
+}
+
+int cmd_up(int argc, char **argv)
+{
+    if (want_help(argc, argv)) {
+        fputs(up_usage, stdout);
+        return 0;
+    }
+    struct tc_args a;
+    args_init(&a, argc, argv);
+    const char *dir = cloud_dir(&a);
+    const char *port_text = arg_opt(&a, "--port");
+    const char *retry = arg_opt(&a, "--retry-after");
+    bool foreground = arg_flag(&a, "--foreground");
+    bool json = arg_flag(&a, "--json");
+    const char *pos[1];
+    int n;
+    if (args_finish(&a, pos, 0, &n) != 0) {
+        return 2;
+    }
+    if (ensure_dir(dir) != 0 || pki_ensure(dir, json) != 0) {
+        return 1;
+    }
+    sqlite3 *db = open_registry(dir);
+    if (db == NULL) {
+        return 1;
+    }
+    char *saved_port = tc_reg_meta_get(db, "port");
+    int port = port_text != NULL ? atoi(port_text) : (saved_port != NULL ? atoi(saved_port) : 8883);
+    free(saved_port);
+    if (port <= 0 || port > 65535) {
+        tc_reg_close(db);
+        return fail("--port must be 1..65535");
+    }
+    if (retry != NULL) {
+        int r = atoi(retry);
+        if (r < 0 || r > 3600) {
+            tc_reg_close(db);
+            return fail("--retry-after must be 0..3600 seconds");
+        }
+        tc_reg_meta_set(db, "retry_after", retry);
+    }
+    long pid = cloud_pid(dir);
+    if (pid > 0) {
+        if (!json) {
+            printf("already running\n");
+        }
+        print_endpoint(dir, db, json, pid);
+        tc_reg_close(db);
+        return 0;
+    }
+    char port_s[16];
+    snprintf(port_s, sizeof port_s, "%d", port);
+    tc_reg_meta_set(db, "port", port_s);
+    int sync = pki_server_sync(dir, db);
+    tc_reg_close(db);
+    if (sync < 0) {
+        return 1;
+    }
+    return start(dir, port, foreground, json, false);
+}
+
+static int stop(const char *dir, bool quiet)
+{
+    long pid = cloud_pid(dir);
+    if (pid == 0) {
+        if (!quiet) {
+            printf("tether cloud is not running (%s)\n", dir);
+        }
+        return 0;
+    }
+    kill((pid_t)pid, SIGTERM);
+    for (int i = 0; i < 100 && kill((pid_t)pid, 0) == 0; i++) {
+        sleep_ms(50);
+    }
+    if (kill((pid_t)pid, 0) == 0) {
+        kill((pid_t)pid, SIGKILL);
+        sleep_ms(100);
+    }
+    char p[4096];
+    snprintf(p, sizeof p, "%s/mosquitto.pid", dir);
+    unlink(p);
+    if (!quiet) {
+        printf("stopped tether cloud (mosquitto pid %ld)\n", pid);
+    }
+    return 0;
+}
+
+int cmd_down(int argc, char **argv)
+{
+    if (want_help(argc, argv)) {
+        fputs(down_usage, stdout);
+        return 0;
+    }
+    struct tc_args a;
+    args_init(&a, argc, argv);
+    const char *dir = cloud_dir(&a);
+    const char *pos[1];
+    int n;
+    if (args_finish(&a, pos, 0, &n) != 0) {
+        return 2;
+    }
+    return stop(dir, false);
+}
+
+int cloud_reload_if_running(const char *dir)
+{
+    /* Mosquitto 2.0.11 re-reads its certificates on SIGHUP (listeners__reload_all_certificates),
+     * and the TLS shim still applies to the new contexts: connected devices stay connected. */
+    long pid = cloud_pid(dir);
+    if (pid == 0) {
+        return 0;
+    }
+    if (kill((pid_t)pid, SIGHUP) != 0) {
+        return fail("cannot signal mosquitto (pid %ld)", pid);
+    }
+    sleep_ms(300);
+    return 0;
+}
+
+int cmd_status(int argc, char **argv)
+{
+    if (want_help(argc, argv)) {
+        fputs(status_usage, stdout);
+        return 0;
+    }
+    struct tc_args a;
+    args_init(&a, argc, argv);
+    const char *dir = cloud_dir(&a);
+    bool json = arg_flag(&a, "--json");
+    const char *pos[1];
+    int n;
+    if (args_finish(&a, pos, 0, &n) != 0) {
+        return 2;
+    }
+    char reg[4096];
+    snprintf(reg, sizeof reg, "%s/registry.db", dir);
+    if (access(reg, R_OK) != 0) {
+        if (json) {
+            printf("{\"running\":false,\"dir\":\"%s\",\"initialised\":false}\n", dir);
+            return 0;
+        }
+        printf("tether cloud has no state in %s (start it with: tether cloud up --dir %s)\n", dir,
+               dir);
+        return 0;
+    }
+    sqlite3 *db = open_registry(dir);
+    if (db == NULL) {
+        return 1;
+    }
+    print_endpoint(dir, db, json, cloud_pid(dir));
+    tc_reg_close(db);
+    return 0;
+}

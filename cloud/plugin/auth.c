@@ -1,0 +1,74 @@
+/* BASIC_AUTH: who is connecting, told apart by the username form (PROTOCOL.md).
+ *
+ * DPS: a CONNECT with a well-formed DPS username is accepted and the attestation (X.509 or
+ * SAS) is judged here, but a refusal is answered on the register request as
+ * `$dps/registrations/res/401/?$rid=…` with errorCode 401002. This is what Azure DPS does
+ * over MQTT: it accepts the connection with a bad SAS token and answers the register
+ * publish with 401 (see MicrosoftDocs/azure-docs issue 43157, "I could connect with that
+ * SAS token, but got 'unauthorized' when I tried to register"). A malformed username, or a
+ * client id other than the registration id, is refused in the CONNACK.
+ *
+ * IoT Hub: authentication failures are refused in the CONNACK (not authorised), as the hub
+ * does. */
+#include <string.h>
+#include <strings.h>
+
+#include "plugin.h"
+#include "util.h"
+
+static void mark_taken_over(const char *device_id, struct tc_session *keep)
+{
+    for (struct tc_session *o = tc_g.sessions; o != NULL; o = o->next) {
+        if (o != keep && o->kind == TC_USER_HUB && strcmp(o->id, device_id) == 0) {
+            o->took_over = true;
+        }
+    }
+}
+
+int tc_on_basic_auth(int event, void *event_data, void *userdata)
+{
+    (void)event;
+    (void)userdata;
+    struct mosquitto_evt_basic_auth *ed = event_data;
+    struct tc_username u;
+    const char *client_id = mosquitto_client_id(ed->client);
+    int rc = MOSQ_ERR_AUTH;
+
+    tc_session_remove(ed->client);
+    tc_service_sync(false); /* faults set a moment ago apply to this connection */
+    if (tc_username_parse(ed->username, &u) != 0) {
+        tc_log(MOSQ_LOG_NOTICE, "refused %s: username is neither the DPS nor the hub form",
+               client_id != NULL ? client_id : "?");
+        return MOSQ_ERR_AUTH;
+    }
+    if (client_id == NULL || strcmp(client_id, u.id) != 0 || u.module[0] != '\0') {
+        tc_log(MOSQ_LOG_NOTICE, "refused %s: client id must equal the id in the username",
+               client_id != NULL ? client_id : "?");
+        return MOSQ_ERR_AUTH;
+    }
+    X509 *cert = mosquitto_client_certificate(ed->client);
+    struct tc_session *s = tc_session_new(ed->client);
+    if (s == NULL) {
+        X509_free(cert);
+        return MOSQ_ERR_NOMEM;
+    }
+    s->kind = u.kind;
+    s->connected_ms = tc_now_ms();
+    snprintf(s->client_id, sizeof s->client_id, "%s", client_id);
+    snprintf(s->id, sizeof s->id, "%s", u.id);
+    snprintf(s->host, sizeof s->host, "%s", u.scope_or_host);
+    if (u.kind == TC_USER_DPS) {
+        tc_dps_attest(s, ed->password, cert);
+        rc = MOSQ_ERR_SUCCESS;
+    } else if (tc_hub_authenticate(s, &u, ed->password, cert) == 0) {
+        mark_taken_over(s->id, s);
+        tc_reg_exec(tc_g.db, "UPDATE devices SET connected=1, last_activity_ms=? WHERE device_id=?",
+                    "is", tc_now_ms(), s->id);
+        rc = MOSQ_ERR_SUCCESS;
+    }
+    X509_free(cert);
+    if (rc != MOSQ_ERR_SUCCESS) {
+        tc_session_remove(ed->client);
+    }
+    return rc;
+}

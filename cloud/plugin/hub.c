@@ -1,0 +1,370 @@
+/* IoT Hub: device authentication, telemetry, twin, direct methods, cloud-to-device.
+ * Topics and limits as in PROTOCOL.md. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <cjson/cJSON.h>
+
+#include "plugin.h"
+#include "sas.h"
+#include "util.h"
+#include "x509util.h"
+
+int tc_hub_authenticate(struct tc_session *s, const struct tc_username *u, const char *password,
+                        X509 *cert)
+{
+    int ok = 0;
+    const char *why = "unknown device";
+    if (tc_fault_fires(tc_g.faults.hub_refuse_rate) &&
+        (tc_g.faults.hub_refuse_device[0] == '\0' ||
+         strcmp(tc_g.faults.hub_refuse_device, u->id) == 0)) {
+        tc_log(MOSQ_LOG_NOTICE, "hub %s: CONNACK refused by fault", u->id);
+        return -1;
+    }
+    cJSON *dev = tc_reg_row(tc_g.db, "SELECT * FROM devices WHERE device_id=?", "s", u->id);
+    const char *hub = tc_row_str(dev, "hub");
+    const char *auth = tc_row_str(dev, "auth");
+    const char *status = tc_row_str(dev, "status");
+    if (dev == NULL || hub == NULL || auth == NULL) {
+        why = "device not registered (not assigned by DPS)";
+    } else if (strcasecmp(hub, u->scope_or_host) != 0) {
+        why = "device is assigned to another hub";
+    } else if (status != NULL && strcmp(status, "enabled") != 0) {
+        why = "device is disabled";
+    } else if (strcmp(auth, "x509") == 0) {
+        char sha1[41];
+        char sha256[65];
+        char cn[TC_ID_MAX + 2];
+        const char *tp = tc_row_str(dev, "thumbprint");
+        const char *ca = tc_row_str(dev, "ca_pem");
+        if (cert == NULL) {
+            why = "X.509 device sent no client certificate";
+        } else if (tc_x509_check_time(cert) != 0) {
+            why = "certificate expired or not yet valid";
+        } else if (tc_x509_thumbprints(cert, sha1, sha256) == 0 && tp != NULL &&
+                   (strcasecmp(tp, sha256) == 0 || strcasecmp(tp, sha1) == 0)) {
+            ok = 1;
+        } else if (ca != NULL && tc_x509_cn(cert, cn, sizeof cn) == 0 && strcmp(cn, u->id) == 0) {
+            char err[128];
+            STACK_OF(X509) *chain = tc_g.shim_chain != NULL ? tc_g.shim_chain(cert) : NULL;
+            ok = tc_x509_verify_to(cert, chain, ca, err, sizeof err) == 0;
+            why = "certificate chain does not lead to the device's CA";
+        } else {
+            why = "certificate does not match the registered device";
+        }
+    } else {
+        char resource[TC_HOST_MAX + TC_ID_MAX + 32];
+        snprintf(resource, sizeof resource, "%s/devices/%s", u->scope_or_host, u->id);
+        const char *k1 = tc_row_str(dev, "primary_key");
+        const char *k2 = tc_row_str(dev, "secondary_key");
+        enum tc_sas_result r = TC_SAS_MALFORMED;
+        if (password != NULL && k1 != NULL) {
+            r = tc_sas_check(password, k1, resource, tc_now_ms() / 1000);
+            if (r == TC_SAS_BAD_SIGNATURE && k2 != NULL) {
+                r = tc_sas_check(password, k2, resource, tc_now_ms() / 1000);
+            }
+        }
+        ok = r == TC_SAS_OK;
+        why = tc_sas_result_text(r);
+    }
+    if (!ok) {
+        tc_log(MOSQ_LOG_NOTICE, "hub %s: refused: %s", u->id, why);
+    }
+    cJSON_Delete(dev);
+    (void)s;
+    return ok ? 0 : -1;
+}
+
+static void twin_respond(struct tc_session *s, int status, const char *rid, int64_t version,
+                         const char *body)
+{
+    char topic[200];
+    if (version > 0) {
+        snprintf(topic, sizeof topic, "$iothub/twin/res/%d/?$rid=%s&$version=%lld", status, rid,
+                 (long long)version);
+    } else {
+        snprintf(topic, sizeof topic, "$iothub/twin/res/%d/?$rid=%s", status, rid);
+    }
+    if ((s->subs & TC_SUB_TWIN_RES) != 0) {
+        tc_publish(s->client_id, topic, body, body != NULL ? strlen(body) : 0, 0);
+    }
+}
+
+static const char *twin_error(int code, const char *message, char *buf, size_t size)
+{
+    snprintf(buf, size, "{\"errorCode\":%d,\"message\":\"%s\"}", code, message);
+    return buf;
+}
+
+static void on_twin_get(struct tc_session *s, const struct tc_topic *t)
+{
+    cJSON *dev = tc_reg_row(tc_g.db,
+                            "SELECT desired, desired_version, reported, reported_version"
+                            " FROM devices WHERE device_id=?",
+                            "s", s->id);
+    char err[160];
+    if (dev == NULL) {
+        twin_respond(s, 404, t->rid, 0, twin_error(404001, "Device not found.", err, sizeof err));
+        return;
+    }
+    cJSON *doc = cJSON_CreateObject();
+    const char *d = tc_row_str(dev, "desired");
+    const char *r = tc_row_str(dev, "reported");
+    cJSON *desired = d != NULL ? cJSON_Parse(d) : NULL;
+    cJSON *reported = r != NULL ? cJSON_Parse(r) : NULL;
+    if (!cJSON_IsObject(desired)) {
+        cJSON_Delete(desired);
+        desired = cJSON_CreateObject();
+    }
+    if (!cJSON_IsObject(reported)) {
+        cJSON_Delete(reported);
+        reported = cJSON_CreateObject();
+    }
+    cJSON_AddNumberToObject(desired, "$version", (double)tc_row_int(dev, "desired_version", 1));
+    cJSON_AddNumberToObject(reported, "$version", (double)tc_row_int(dev, "reported_version", 1));
+    cJSON_AddItemToObject(doc, "desired", desired);
+    cJSON_AddItemToObject(doc, "reported", reported);
+    char *text = cJSON_PrintUnformatted(doc);
+    twin_respond(s, 200, t->rid, 0, text);
+    free(text);
+    cJSON_Delete(doc);
+    cJSON_Delete(dev);
+}
+
+static void on_twin_patch(struct tc_session *s, const struct tc_topic *t, const void *payload,
+                          uint32_t len)
+{
+    char err[160];
+    cJSON *patch = len > 0 ? cJSON_ParseWithLength(payload, len) : NULL;
+    if (!cJSON_IsObject(patch)) {
+        cJSON_Delete(patch);
+        twin_respond(
+            s, 400, t->rid, 0,
+            twin_error(400004, "Reported properties must be a JSON object.", err, sizeof err));
+        return;
+    }
+    cJSON *dev = tc_reg_row(tc_g.db,
+                            "SELECT reported, reported_version FROM devices"
+                            " WHERE device_id=?",
+                            "s", s->id);
+    const char *r = tc_row_str(dev, "reported");
+    cJSON *reported = r != NULL ? cJSON_Parse(r) : NULL;
+    if (!cJSON_IsObject(reported)) {
+        cJSON_Delete(reported);
+        reported = cJSON_CreateObject();
+    }
+    tc_json_merge(reported, patch);
+    char *text = cJSON_PrintUnformatted(reported);
+    if (text != NULL && strlen(text) > TC_TWIN_SECTION_MAX) {
+        twin_respond(s, 400, t->rid, 0,
+                     twin_error(400004, "Reported properties exceed 32 KB.", err, sizeof err));
+    } else if (text != NULL) {
+        int64_t version = tc_row_int(dev, "reported_version", 1) + 1;
+        tc_reg_exec(tc_g.db,
+                    "UPDATE devices SET reported=?, reported_version=?, last_activity_ms=?"
+                    " WHERE device_id=?",
+                    "siis", text, version, tc_now_ms(), s->id);
+        twin_respond(s, 204, t->rid, version, NULL);
+    }
+    free(text);
+    cJSON_Delete(reported);
+    cJSON_Delete(dev);
+    cJSON_Delete(patch);
+}
+
+static void on_telemetry(struct tc_session *s, const struct tc_topic *t, const void *payload,
+                         uint32_t len)
+{
+    cJSON *props = tc_props_to_json(t->props);
+    char *props_text = props != NULL ? cJSON_PrintUnformatted(props) : NULL;
+    cJSON_Delete(props);
+    int64_t now = tc_now_ms();
+    tc_reg_exec(tc_g.db,
+                "INSERT INTO telemetry(device_id, hub, props, payload, received_ms)"
+                " VALUES(?,?,?,?,?)",
+                "sssbi", s->id, s->host, props_text != NULL ? props_text : "{}", payload,
+                (size_t)len, now);
+    free(props_text);
+    tc_reg_exec(tc_g.db,
+                "DELETE FROM telemetry WHERE device_id=?1 AND id <= (SELECT id FROM telemetry"
+                " WHERE device_id=?1 ORDER BY id DESC LIMIT 1 OFFSET ?2)",
+                "si", s->id, (int64_t)TC_TELEMETRY_KEEP);
+}
+
+static void on_method_response(struct tc_session *s, const struct tc_topic *t, const void *payload,
+                               uint32_t len)
+{
+    char *end = NULL;
+    long long id = strtoll(t->rid, &end, 10);
+    if (end == NULL || *end != '\0' || len > TC_METHOD_MAX) {
+        tc_log(MOSQ_LOG_NOTICE, "hub %s: dropped a method response (rid %s, %u bytes)", s->id,
+               t->rid, len);
+        return;
+    }
+    char *text = malloc((size_t)len + 1);
+    if (text == NULL) {
+        return;
+    }
+    if (len > 0) {
+        memcpy(text, payload, len);
+    }
+    text[len] = '\0';
+    tc_reg_exec(tc_g.db,
+                "UPDATE requests SET state='done', status=?, response=? WHERE id=? AND"
+                " device_id=? AND kind='method' AND state='sent'",
+                "isis", (int64_t)t->status, text, (int64_t)id, s->id);
+    free(text);
+}
+
+int tc_hub_on_message(struct tc_session *s, const struct tc_topic *t, const void *payload,
+                      uint32_t len)
+{
+    switch (t->kind) {
+    case TC_TOPIC_TELEMETRY:
+        if (len > TC_D2C_MAX) {
+            tc_log(MOSQ_LOG_NOTICE, "hub %s: message of %u bytes exceeds 256 KB: disconnecting",
+                   s->id, len);
+            return MOSQ_ERR_PROTOCOL;
+        }
+        on_telemetry(s, t, payload, len);
+        break;
+    case TC_TOPIC_TWIN_GET:
+        on_twin_get(s, t);
+        break;
+    case TC_TOPIC_TWIN_PATCH_REPORTED:
+        on_twin_patch(s, t, payload, len);
+        break;
+    case TC_TOPIC_METHOD_RESPONSE:
+        on_method_response(s, t, payload, len);
+        break;
+    default:
+        tc_log(MOSQ_LOG_NOTICE, "hub %s: dropped a publish to a malformed topic", s->id);
+        break;
+    }
+    return MOSQ_ERR_ACL_DENIED; /* consumed here; never routed, never retained */
+}
+
+int tc_hub_push_desired(const char *device_id, const char *patch_json, int64_t version)
+{
+    struct tc_session *s = tc_session_find_device(device_id);
+    if (s == NULL || (s->subs & TC_SUB_TWIN_PATCH) == 0) {
+        return -1;
+    }
+    cJSON *patch = cJSON_Parse(patch_json);
+    if (!cJSON_IsObject(patch)) {
+        cJSON_Delete(patch);
+        return -1;
+    }
+    cJSON_DeleteItemFromObjectCaseSensitive(patch, "$version");
+    cJSON_AddNumberToObject(patch, "$version", (double)version);
+    char *text = cJSON_PrintUnformatted(patch);
+    char topic[100];
+    snprintf(topic, sizeof topic, "$iothub/twin/PATCH/properties/desired/?$version=%lld",
+             (long long)version);
+    tc_publish(s->client_id, topic, text, strlen(text), 0);
+    free(text);
+    cJSON_Delete(patch);
+    return 0;
+}
+
+/* Cloud-to-device. Mosquitto 2.0 gives plugins no event for a PUBACK, and its DISCONNECT
+ * event does not tell a DISCONNECT packet from a dropped connection (the reason is always
+ * -1 in 2.0.11), so "removed on PUBACK" is approximated: a message handed to the broker at
+ * QoS 1 for a connected, subscribed device is marked sent; it is removed once the
+ * connection has lived TC_C2D_SETTLE_MS past the send (time enough to PUBACK), and goes back
+ * to the queue when the connection ends sooner, or when the broker restarts. */
+#define TC_C2D_SETTLE_MS 300
+
+void tc_hub_deliver_c2d(struct tc_session *s)
+{
+    if ((s->subs & TC_SUB_C2D) == 0 || s->took_over || s->c2d_inflight_n >= TC_C2D_INFLIGHT) {
+        return;
+    }
+    cJSON *rows = tc_reg_rows(tc_g.db,
+                              "SELECT id, message_id, payload, props FROM c2d WHERE device_id=?"
+                              " AND state='queued' ORDER BY id LIMIT ?",
+                              "si", s->id, (int64_t)(TC_C2D_INFLIGHT - s->c2d_inflight_n));
+    cJSON *row;
+    cJSON_ArrayForEach(row, rows)
+    {
+        int64_t id = tc_row_int(row, "id", 0);
+        const char *mid = tc_row_str(row, "message_id");
+        const char *props = tc_row_str(row, "props");
+        const char *body = tc_row_str(row, "payload");
+        unsigned char *bin = NULL;
+        size_t body_len = body != NULL ? strlen(body) : 0;
+        const char *b64 = tc_row_str(row, "payloadBase64");
+        if (body == NULL && b64 != NULL) {
+            bin = malloc(strlen(b64));
+            long n = bin != NULL ? tc_base64_decode(b64, bin, strlen(b64)) : -1;
+            body = (const char *)bin;
+            body_len = n > 0 ? (size_t)n : 0;
+        }
+        char *enc_id = tc_url_encode(s->id);
+        size_t tlen = 200 + 3 * strlen(s->id) + (mid != NULL ? strlen(mid) : 0) +
+                      (props != NULL ? strlen(props) : 0) + strlen(enc_id);
+        char *topic = malloc(tlen);
+        if (topic != NULL && enc_id != NULL) {
+            snprintf(topic, tlen,
+                     "devices/%s/messages/devicebound/%%24.mid=%s&%%24.to=%%2Fdevices%%2F%s"
+                     "%%2Fmessages%%2Fdevicebound%s%s",
+                     s->id, mid != NULL ? mid : "", enc_id,
+                     props != NULL && props[0] != '\0' ? "&" : "", props != NULL ? props : "");
+            tc_publish(s->client_id, topic, body != NULL ? body : "", body_len, 1);
+            tc_reg_exec(tc_g.db, "UPDATE c2d SET state='sent', sent_ms=? WHERE id=?", "ii",
+                        tc_now_ms(), id);
+            s->c2d_inflight[s->c2d_inflight_n++] = id;
+            s->c2d_sent_ms = tc_now_ms();
+        }
+        free(topic);
+        free(enc_id);
+        free(bin);
+    }
+    cJSON_Delete(rows);
+}
+
+static void c2d_settle(struct tc_session *s, int requeue)
+{
+    for (int i = 0; i < s->c2d_inflight_n; i++) {
+        if (requeue) {
+            tc_reg_exec(tc_g.db, "UPDATE c2d SET state='queued' WHERE id=? AND state='sent'", "i",
+                        s->c2d_inflight[i]);
+        } else {
+            tc_reg_exec(tc_g.db, "DELETE FROM c2d WHERE id=? AND state='sent'", "i",
+                        s->c2d_inflight[i]);
+        }
+    }
+    s->c2d_inflight_n = 0;
+}
+
+void tc_hub_on_subscribed(struct tc_session *s)
+{
+    /* called on every tick for live hub sessions */
+    if (s->c2d_inflight_n > 0 && tc_now_ms() - s->c2d_sent_ms >= TC_C2D_SETTLE_MS) {
+        c2d_settle(s, 0);
+        s->c2d_check = true;
+    }
+    if (s->c2d_check) {
+        s->c2d_check = false;
+        tc_hub_deliver_c2d(s);
+    }
+}
+
+void tc_hub_on_disconnect(struct tc_session *s, int reason)
+{
+    (void)reason;
+    c2d_settle(s, tc_now_ms() - s->c2d_sent_ms < TC_C2D_SETTLE_MS);
+    if (tc_session_find_device(s->id) == s || !s->took_over) {
+        int others = 0;
+        for (struct tc_session *o = tc_g.sessions; o != NULL; o = o->next) {
+            if (o != s && o->kind == TC_USER_HUB && strcmp(o->id, s->id) == 0) {
+                others = 1;
+            }
+        }
+        if (!others) {
+            tc_reg_exec(tc_g.db, "UPDATE devices SET connected=0 WHERE device_id=?", "s", s->id);
+        }
+    }
+}

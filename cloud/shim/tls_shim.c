@@ -1,0 +1,97 @@
+/* TLS shim preloaded into mosquitto by `tether cloud up` (LD_PRELOAD).
+ *
+ * Why: Azure DPS and IoT Hub ask every client for a certificate in the first handshake but
+ * do not require one (symmetric-key devices send none), and they accept any certificate at
+ * the TLS layer: whether it is trusted is decided per enrollment (thumbprint, or chain up to
+ * a group's CA). Mosquitto 2.0 cannot express this: with `require_certificate false` it
+ * sets SSL_VERIFY_NONE, so no CertificateRequest is sent and a device cannot present its
+ * certificate at all (checked with `openssl s_client -msg`: no CertificateRequest); with
+ * `require_certificate true` a device without a certificate is refused, and the chain must
+ * lead to the listener's cafile.
+ *
+ * What: this library interposes SSL_CTX_set_verify so that listener contexts use
+ * SSL_VERIFY_PEER without FAIL_IF_NO_PEER_CERT (request, do not require) and a callback that
+ * accepts the chain; OpenSSL still checks the CertificateVerify signature, so the client
+ * proves it holds the key. The chain the client sent is attached to the leaf certificate
+ * (X509 ex_data) so that the plugin, which only gets the leaf from
+ * mosquitto_client_certificate(), can verify group enrollments; tether_tls_shim_chain()
+ * returns it. Nothing else of mosquitto is changed. */
+#include <dlfcn.h>
+#include <stddef.h>
+
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+
+STACK_OF(X509) * tether_tls_shim_chain(X509 *leaf);
+void SSL_CTX_set_verify(SSL_CTX *ctx, int mode, SSL_verify_cb callback);
+
+static int chain_index = -1;
+
+static void chain_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl, void *argp)
+{
+    (void)parent;
+    (void)ad;
+    (void)idx;
+    (void)argl;
+    (void)argp;
+    if (ptr != NULL) {
+        sk_X509_pop_free((STACK_OF(X509) *)ptr, X509_free);
+    }
+}
+
+static int ensure_index(void)
+{
+    if (chain_index < 0) {
+        chain_index = X509_get_ex_new_index(0, NULL, NULL, NULL, chain_free);
+    }
+    return chain_index;
+}
+
+STACK_OF(X509) * tether_tls_shim_chain(X509 *leaf)
+{
+    if (leaf == NULL || ensure_index() < 0) {
+        return NULL;
+    }
+    return (STACK_OF(X509) *)X509_get_ex_data(leaf, chain_index);
+}
+
+static int accept_and_keep_chain(int preverify_ok, X509_STORE_CTX *store)
+{
+    (void)preverify_ok;
+    X509 *leaf = X509_STORE_CTX_get0_cert(store);
+    STACK_OF(X509) *sent = X509_STORE_CTX_get0_untrusted(store);
+    if (leaf != NULL && sent != NULL && ensure_index() >= 0 &&
+        X509_get_ex_data(leaf, chain_index) == NULL) {
+        STACK_OF(X509) *copy = sk_X509_new_null();
+        if (copy != NULL) {
+            for (int i = 0; i < sk_X509_num(sent); i++) {
+                X509 *c = sk_X509_value(sent, i);
+                if (c != leaf && X509_up_ref(c) == 1) {
+                    sk_X509_push(copy, c);
+                }
+            }
+            if (X509_set_ex_data(leaf, chain_index, copy) != 1) {
+                sk_X509_pop_free(copy, X509_free);
+            }
+        }
+    }
+    return 1; /* trust is decided by the plugin, per enrollment */
+}
+
+void SSL_CTX_set_verify(SSL_CTX *ctx, int mode, SSL_verify_cb callback)
+{
+    typedef void (*real_fn)(SSL_CTX *, int, SSL_verify_cb);
+    static real_fn real = NULL;
+    if (real == NULL) {
+        void *sym = dlsym(RTLD_NEXT, "SSL_CTX_set_verify");
+        *(void **)&real = sym;
+    }
+    if (real == NULL) {
+        return;
+    }
+    if (SSL_CTX_get_ssl_method(ctx) == TLS_server_method()) {
+        mode = SSL_VERIFY_PEER;
+        callback = accept_and_keep_chain;
+    }
+    real(ctx, mode, callback);
+}

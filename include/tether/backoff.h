@@ -1,0 +1,69 @@
+/**
+ * @file backoff.h
+ * @brief How long to wait before retrying: exponential backoff with jitter, a cap, and the
+ *        server's retry-after honoured. Pure: the caller passes the attempt number and a
+ *        random value, and reads the clock itself.
+ *
+ * With full jitter the delay is uniform in [min_ms, min(cap_ms, base_ms * 2^attempt)]; with
+ * decorrelated jitter it is uniform in [base_ms, min(cap_ms, 3 * previous delay)]. When the
+ * server said retry-after, that wins (bounded by cap_ms, and at least min_ms). The delay is
+ * never below min_ms, so a retry loop is never tight.
+ *
+ * @code
+ * tether_backoff_options opts = tether_backoff_options_default();
+ * tether_backoff_step step = {.attempt = attempts++, .previous_ms = last,
+ *                             .random = port_random_u32()};
+ * if (rt.has_retry_after) {
+ *     step.has_retry_after = true;
+ *     step.retry_after_s = rt.retry_after_s;
+ * }
+ * last = tether_backoff_delay_ms(&opts, &step);
+ * @endcode
+ */
+#ifndef TETHER_BACKOFF_H
+#define TETHER_BACKOFF_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** How the random value spreads the delays of a fleet retrying together. */
+typedef enum tether_backoff_jitter {
+    TETHER_BACKOFF_FULL_JITTER = 0,    /**< Uniform up to the exponential bound. */
+    TETHER_BACKOFF_DECORRELATED_JITTER /**< Uniform between base and 3x the last delay. */
+} tether_backoff_jitter;
+
+/** Settings; start from tether_backoff_options_default(). */
+typedef struct tether_backoff_options {
+    uint32_t base_ms; /**< First bound (full) or lower bound (decorrelated); default 1000. */
+    uint32_t cap_ms;  /**< No delay exceeds it, retry-after included; default 60000. */
+    uint32_t min_ms;  /**< No delay is shorter; default 100. */
+    tether_backoff_jitter jitter; /**< Default full jitter. */
+} tether_backoff_options;
+
+/** One retry to plan. */
+typedef struct tether_backoff_step {
+    uint32_t attempt;       /**< 0 for the first retry, then 1, 2, ... */
+    uint32_t previous_ms;   /**< The delay returned for the previous attempt (decorrelated). */
+    uint32_t random;        /**< A uniformly random 32-bit value from the port. */
+    bool has_retry_after;   /**< The server gave retry-after... */
+    uint32_t retry_after_s; /**< ...of this many seconds. */
+} tether_backoff_step;
+
+/** base 1 s, cap 60 s, min 100 ms, full jitter. */
+tether_backoff_options tether_backoff_options_default(void);
+
+/**
+ * The delay before the next attempt, in milliseconds. Options out of order are read
+ * sensibly: a cap below the minimum is raised to it, a base of 0 counts as 1.
+ */
+uint32_t tether_backoff_delay_ms(const tether_backoff_options *options,
+                                 const tether_backoff_step *step);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* TETHER_BACKOFF_H */

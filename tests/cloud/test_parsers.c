@@ -1,0 +1,287 @@
+/* Unit tests of the local cloud's parsers of untrusted input (usernames, topics, queries,
+ * property bags, SAS tokens, base64/URL decoding), on good and malformed input. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "parse.h"
+#include "sas.h"
+#include "util.h"
+
+static int failures;
+
+#define CHECK(cond)                                                                                \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond);               \
+            failures++;                                                                            \
+        }                                                                                          \
+    } while (0)
+
+static void test_usernames(void)
+{
+    struct tc_username u;
+    CHECK(tc_username_parse("0ne0001/registrations/dev-1/api-version=2019-03-31", &u) == 0);
+    CHECK(u.kind == TC_USER_DPS && strcmp(u.scope_or_host, "0ne0001") == 0 &&
+          strcmp(u.id, "dev-1") == 0 && strcmp(u.api_version, "2019-03-31") == 0);
+    CHECK(tc_username_parse("0ne0001/registrations/dev-1/api-version=2021-06-01&ClientVersion=x",
+                            &u) == 0);
+    CHECK(tc_username_parse("hub.localhost/dev-1/?api-version=2021-04-12&DeviceClientType=a%2Fb"
+                            "&model-id=dtmi%3Ax%3By",
+                            &u) == 0);
+    CHECK(u.kind == TC_USER_HUB && strcmp(u.scope_or_host, "hub.localhost") == 0 &&
+          strcmp(u.id, "dev-1") == 0 && u.module[0] == '\0');
+    CHECK(tc_username_parse("hub/dev/mod/?api-version=2020-09-30", &u) == 0 &&
+          strcmp(u.module, "mod") == 0);
+    const char *bad[] = {"",
+                         "nothing",
+                         "0ne/registrations/dev/api-version=2000-01-01",
+                         "0ne/registrations//api-version=2019-03-31",
+                         "/registrations/dev/api-version=2019-03-31",
+                         "0ne/registrations/dev",
+                         "0ne/registrations/dev/api-version=",
+                         "hub/dev/?api-version=1",
+                         "hub//?api-version=2021-04-12",
+                         "hub/dev?api-version=2021-04-12",
+                         "hub/dev/a/b/?api-version=2021-04-12",
+                         "/dev/?api-version=2021-04-12",
+                         NULL};
+    for (int i = 0; bad[i] != NULL; i++) {
+        if (tc_username_parse(bad[i], &u) == 0) {
+            fprintf(stderr, "accepted bad username '%s'\n", bad[i]);
+            failures++;
+        }
+    }
+    CHECK(tc_username_parse(NULL, &u) != 0);
+    char longid[400];
+    memset(longid, 'a', sizeof longid);
+    snprintf(longid + 200, 200, "/registrations/x/api-version=2019-03-31");
+    CHECK(tc_username_parse(longid, &u) == 0); /* 200-char scope fits */
+    memset(longid, 'a', sizeof longid);
+    memcpy(longid, "s/registrations/", 16);
+    snprintf(longid + 16 + 200, 100, "/api-version=2019-03-31");
+    CHECK(tc_username_parse(longid, &u) != 0); /* 200-char registration id does not */
+}
+
+static void test_topics(void)
+{
+    struct tc_topic t;
+    tc_topic_parse("$dps/registrations/PUT/iotdps-register/?$rid=42", NULL, &t);
+    CHECK(t.kind == TC_TOPIC_DPS_REGISTER && strcmp(t.rid, "42") == 0);
+    tc_topic_parse("$dps/registrations/GET/iotdps-get-operationstatus/?operationId=4.a.b&$rid=7",
+                   NULL, &t);
+    CHECK(t.kind == TC_TOPIC_DPS_POLL && strcmp(t.rid, "7") == 0 &&
+          strcmp(t.operation_id, "4.a.b") == 0);
+    const char *bad_dps[] = {
+        "$dps/registrations/PUT/iotdps-register/",
+        "$dps/registrations/PUT/iotdps-register/?$rid=",
+        "$dps/registrations/PUT/iotdps-register/?rid=1",
+        "$dps/registrations/GET/iotdps-get-operationstatus/?$rid=1",
+        "$dps/registrations/GET/iotdps-get-operationstatus/?$rid=1&operationId=",
+        "$dps/registrations/PUT/iotdps-register?$rid=1",
+        "devices/x/messages/events/",
+        "",
+        NULL};
+    for (int i = 0; bad_dps[i] != NULL; i++) {
+        tc_topic_parse(bad_dps[i], NULL, &t);
+        if (t.kind != TC_TOPIC_UNKNOWN) {
+            fprintf(stderr, "accepted bad DPS topic '%s'\n", bad_dps[i]);
+            failures++;
+        }
+    }
+    char long_rid[200];
+    snprintf(long_rid, sizeof long_rid, "$dps/registrations/PUT/iotdps-register/?$rid=%0100d", 1);
+    tc_topic_parse(long_rid, NULL, &t);
+    CHECK(t.kind == TC_TOPIC_UNKNOWN); /* a $rid longer than 64 is refused, not truncated */
+
+    tc_topic_parse("devices/d1/messages/events/a=1&b=2", "d1", &t);
+    CHECK(t.kind == TC_TOPIC_TELEMETRY && strcmp(t.props, "a=1&b=2") == 0);
+    tc_topic_parse("devices/d1/messages/events", "d1", &t);
+    CHECK(t.kind == TC_TOPIC_TELEMETRY && t.props[0] == '\0');
+    tc_topic_parse("devices/d10/messages/events/", "d1", &t);
+    CHECK(t.kind == TC_TOPIC_UNKNOWN);
+    tc_topic_parse("devices/d2/messages/events/", "d1", &t);
+    CHECK(t.kind == TC_TOPIC_UNKNOWN);
+    tc_topic_parse("$iothub/twin/GET/?$rid=1", "d1", &t);
+    CHECK(t.kind == TC_TOPIC_TWIN_GET);
+    tc_topic_parse("$iothub/twin/PATCH/properties/reported/?$rid=x&$version=3", "d1", &t);
+    CHECK(t.kind == TC_TOPIC_TWIN_PATCH_REPORTED && strcmp(t.rid, "x") == 0);
+    tc_topic_parse("$iothub/methods/res/200/?$rid=12", "d1", &t);
+    CHECK(t.kind == TC_TOPIC_METHOD_RESPONSE && t.status == 200 && strcmp(t.rid, "12") == 0);
+    tc_topic_parse("$iothub/methods/res/99999/?$rid=12", "d1", &t);
+    CHECK(t.kind == TC_TOPIC_UNKNOWN);
+    tc_topic_parse("$iothub/methods/res//?$rid=12", "d1", &t);
+    CHECK(t.kind == TC_TOPIC_UNKNOWN);
+    tc_topic_parse("$iothub/methods/res/200?$rid=12", "d1", &t);
+    CHECK(t.kind == TC_TOPIC_UNKNOWN);
+    tc_topic_parse(NULL, "d1", &t);
+    CHECK(t.kind == TC_TOPIC_UNKNOWN);
+}
+
+static void test_query_and_props(void)
+{
+    char v[8];
+    CHECK(tc_query_get("a=1&$rid=22&b", "$rid", v, sizeof v) == 1 && strcmp(v, "22") == 0);
+    CHECK(tc_query_get("a=1&b=2", "$rid", v, sizeof v) == 0);
+    CHECK(tc_query_get("$rid=12345678", "$rid", v, sizeof v) == -1); /* does not fit */
+    CHECK(tc_query_get("", "a", v, sizeof v) == 0);
+    CHECK(tc_query_get("aa=1", "a", v, sizeof v) == 0);
+
+    cJSON *p = tc_props_to_json("%24.ct=application%2Fjson&k=v&flag&k=w&=x");
+    CHECK(p != NULL);
+    CHECK(strcmp(cJSON_GetObjectItem(p, "$.ct")->valuestring, "application/json") == 0);
+    CHECK(strcmp(cJSON_GetObjectItem(p, "k")->valuestring, "w") == 0); /* last wins */
+    CHECK(strcmp(cJSON_GetObjectItem(p, "flag")->valuestring, "") == 0);
+    cJSON_Delete(p);
+    CHECK(tc_props_to_json("a=%zz") == NULL);
+    CHECK(tc_props_to_json("a=%2") == NULL);
+    CHECK(tc_props_to_json("a=%00") == NULL);
+    p = tc_props_to_json("");
+    CHECK(p != NULL && cJSON_GetArraySize(p) == 0);
+    cJSON_Delete(p);
+}
+
+static void test_registration_ids(void)
+{
+    CHECK(tc_registration_id_valid("sn-007-888-abc-mac-a1-b2-c3-d4-e5-f6"));
+    CHECK(tc_registration_id_valid("a.b_c:d-"));
+    CHECK(!tc_registration_id_valid(""));
+    CHECK(!tc_registration_id_valid("ends-with."));
+    CHECK(!tc_registration_id_valid("has space"));
+    CHECK(!tc_registration_id_valid("slash/x"));
+    char longid[130];
+    memset(longid, 'a', 129);
+    longid[129] = '\0';
+    CHECK(!tc_registration_id_valid(longid));
+    longid[128] = '\0';
+    CHECK(tc_registration_id_valid(longid));
+}
+
+static void test_sas(void)
+{
+    /* The public check value from PROTOCOL.md. */
+    char *k = tc_sas_derive_key(
+        "8isrFI1sGsIlvvFSSFRiMfCNzv21fjbE/+ah/lSh3lF8e2YG1Te7w1KpZhJFFXJrqYKi9yegxkqIChbqOS9Egw==",
+        "sn-007-888-abc-mac-a1-b2-c3-d4-e5-f6");
+    CHECK(k != NULL && strcmp(k, "Jsm0lyGpjaVYVP2g3FnmnmG9dI/9qU24wNoykUmermc=") == 0);
+    free(k);
+    CHECK(tc_sas_derive_key("not base64!", "x") == NULL);
+
+    const char *key = "Jsm0lyGpjaVYVP2g3FnmnmG9dI/9qU24wNoykUmermc=";
+    char *tok = tc_sas_make(key, "0ne1/registrations/dev", 2000000000, "registration");
+    CHECK(tok != NULL && strstr(tok, "sr=0ne1%2Fregistrations%2Fdev&") != NULL);
+    CHECK(tc_sas_check(tok, key, "0ne1/registrations/dev", 1000) == TC_SAS_OK);
+    CHECK(tc_sas_check(tok, key, "0NE1/registrations/DEV", 1000) == TC_SAS_OK);
+    CHECK(tc_sas_check(tok, key, "0ne1/registrations/other", 1000) == TC_SAS_WRONG_RESOURCE);
+    CHECK(tc_sas_check(tok, key, "0ne1/registrations/dev", 2000000001) == TC_SAS_EXPIRED);
+    CHECK(tc_sas_check(tok, "AAAAAAAAAAAAAAAAAAAAAA==", "0ne1/registrations/dev", 1000) ==
+          TC_SAS_BAD_SIGNATURE);
+    CHECK(tc_sas_check(tok, "!!", "0ne1/registrations/dev", 1000) == TC_SAS_BAD_KEY);
+    free(tok);
+
+    /* Lower-case escapes: signed over sr as sent. */
+    char lower[256];
+    {
+        const char *sr = "0ne1%2fregistrations%2fdev";
+        unsigned char mac[32];
+        unsigned char raw[64];
+        long n = tc_base64_decode(key, raw, sizeof raw);
+        char msg[128];
+        snprintf(msg, sizeof msg, "%s\n%s", sr, "2000000000");
+        tc_hmac_sha256(raw, (size_t)n, msg, strlen(msg), mac);
+        char *sig = tc_base64_encode(mac, 32);
+        char *enc = tc_url_encode(sig);
+        snprintf(lower, sizeof lower, "SharedAccessSignature sr=%s&sig=%s&se=2000000000", sr, enc);
+        free(sig);
+        free(enc);
+    }
+    CHECK(tc_sas_check(lower, key, "0ne1/registrations/dev", 1000) == TC_SAS_OK);
+
+    const char *malformed[] = {"",
+                               "SharedAccessSignature",
+                               "SharedAccessSignature ",
+                               "sr=a&sig=b&se=1",
+                               "SharedAccessSignature sr=a&sig=b",
+                               "SharedAccessSignature sr=a&se=1",
+                               "SharedAccessSignature sig=b&se=1",
+                               "SharedAccessSignature sr=a&sig=b&se=12x",
+                               "SharedAccessSignature sr=a&sig=b&se=",
+                               "SharedAccessSignature sr=a&sig=b&se=1&se=2",
+                               "SharedAccessSignature sr=a&sig=b&se=99999999999999999999",
+                               "SharedAccessSignature sr=%zz&sig=b&se=1",
+                               "SharedAccessSignature sr=a&sig=%&se=1",
+                               "SharedAccessSignature sr=a&junk&se=1",
+                               NULL};
+    for (int i = 0; malformed[i] != NULL; i++) {
+        enum tc_sas_result r = tc_sas_check(malformed[i], key, "a", 0);
+        if (r != TC_SAS_MALFORMED) {
+            fprintf(stderr, "token '%s' gave %d, not malformed\n", malformed[i], (int)r);
+            failures++;
+        }
+    }
+    /* fields in any order, unknown fields ignored */
+    tok = tc_sas_make(key, "h/devices/d", 2000000000, NULL);
+    char reordered[512];
+    struct tc_sas parts;
+    CHECK(tc_sas_parse(tok, &parts) == 0 && parts.skn == NULL);
+    snprintf(reordered, sizeof reordered, "SharedAccessSignature se=%s&x=y&sig=%s&sr=%s", parts.se,
+             parts.sig, parts.sr);
+    CHECK(tc_sas_check(reordered, key, "h/devices/d", 1000) == TC_SAS_OK);
+    tc_sas_free(&parts);
+    free(tok);
+}
+
+static void test_codecs(void)
+{
+    unsigned char out[16];
+    CHECK(tc_base64_decode("AAAA", out, sizeof out) == 3);
+    CHECK(tc_base64_decode("AAA", out, sizeof out) == -1);
+    CHECK(tc_base64_decode("A===", out, sizeof out) == -1);
+    CHECK(tc_base64_decode("AA=A", out, sizeof out) == -1);
+    CHECK(tc_base64_decode("AA==", out, sizeof out) == 1);
+    CHECK(tc_base64_decode("AAAAAAAAAAAAAAAAAAAAAAAA", out, 4) == -1); /* too long for out */
+    char *d = tc_url_decode("a%2Fb%2fc+", 10);
+    CHECK(d != NULL && strcmp(d, "a/b/c+") == 0);
+    free(d);
+    CHECK(tc_url_decode("%", 1) == NULL);
+    CHECK(tc_url_decode("%4", 2) == NULL);
+    CHECK(tc_url_decode("%g0", 3) == NULL);
+    char *e = tc_url_encode("a/b=c+d");
+    CHECK(e != NULL && strcmp(e, "a%2Fb%3Dc%2Bd") == 0);
+    free(e);
+}
+
+static void test_filters_and_merge(void)
+{
+    CHECK(tc_topic_matches("a/#", "a/b/c"));
+    CHECK(tc_topic_matches("a/#", "a"));
+    CHECK(tc_topic_matches("a/+/c", "a/b/c"));
+    CHECK(!tc_topic_matches("a/+/c", "a/b/d"));
+    CHECK(!tc_topic_matches("#", "$iothub/x"));
+    CHECK(tc_topic_matches("$iothub/twin/res/#", "$iothub/twin/res/200/?$rid=1"));
+    cJSON *t = cJSON_Parse("{\"a\":1,\"b\":{\"c\":2,\"d\":3},\"e\":4}");
+    cJSON *p = cJSON_Parse("{\"a\":null,\"b\":{\"c\":5},\"e\":[1],\"$version\":9}");
+    tc_json_merge(t, p);
+    char *s = cJSON_PrintUnformatted(t);
+    CHECK(strcmp(s, "{\"b\":{\"c\":5,\"d\":3},\"e\":[1]}") == 0);
+    free(s);
+    cJSON_Delete(t);
+    cJSON_Delete(p);
+}
+
+int main(void)
+{
+    test_usernames();
+    test_topics();
+    test_query_and_props();
+    test_registration_ids();
+    test_sas();
+    test_codecs();
+    test_filters_and_merge();
+    if (failures != 0) {
+        fprintf(stderr, "%d checks failed\n", failures);
+        return 1;
+    }
+    printf("cloud parsers: all checks passed\n");
+    return 0;
+}
