@@ -10,6 +10,8 @@
 #include "tether/mqtt.h"
 #include "tether/tls.h"
 
+/* --endpoint, --id-scope, --registration-id, credentials of DPS, --state, --force. */
+extern const cli_option cli_provisioning_options[];
 /* --host and --port, for commands that name the server directly. */
 extern const cli_option cli_host_options[];
 /* Options of every command that opens a TLS connection: credentials, trust, limits. */
@@ -32,6 +34,8 @@ typedef struct cli_tls {
 /* Reads --cafile/--cert/--key/..., installs the heap hooks (--heap-limit). Prints and returns
  * an exit status on failure, -1 on success. */
 int cli_tls_setup(cli_tls *c, const cli_args *a, const char *default_host);
+/* The same, serving mbedTLS from an arena of @p arena bytes (0: as the options say). */
+int cli_tls_setup_heap(cli_tls *c, const cli_args *a, const char *default_host, size_t arena);
 
 /* Connects (TCP + handshake), printing the stage trace with --verbose. */
 tether_status cli_tls_connect(cli_tls *c);
@@ -62,6 +66,7 @@ int cmd_time(int argc, char **argv);
 int cmd_device(const char *name, int argc, char **argv);
 int cmd_sas(int argc, char **argv);
 int cmd_quickstart(int argc, char **argv);
+int cmd_doctor(int argc, char **argv);
 
 #ifndef TETHER_VERSION
 #define TETHER_VERSION "0.0.0"

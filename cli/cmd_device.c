@@ -12,7 +12,7 @@
 #include "tether/sas.h"
 #include "tether/store.h"
 
-static const cli_option provisioning_options[] = {
+const cli_option cli_provisioning_options[] = {
     {"endpoint", "HOST[:PORT]", "DPS endpoint (default global.azure-devices-provisioning.net)"},
     {"id-scope", "SCOPE", "the DPS id scope, e.g. 0ne00AB12CD"},
     {"registration-id", "ID", "registration id (X.509: the certificate's CN)"},
@@ -42,8 +42,8 @@ static const cli_option run_options[] = {
     {NULL, NULL, NULL},
 };
 
-static const cli_option *const register_sets[] = {provisioning_options, cli_tls_options, NULL};
-static const cli_option *const run_sets[] = {provisioning_options, run_options, cli_tls_options,
+static const cli_option *const register_sets[] = {cli_provisioning_options, cli_tls_options, NULL};
+static const cli_option *const run_sets[] = {cli_provisioning_options, run_options, cli_tls_options,
                                              NULL};
 
 static const cli_command register_cmd = {
@@ -81,6 +81,7 @@ typedef struct device {
     char state_path[512];
     tether_provisioning_record record;
     bool registered_now;
+    uint64_t elapsed_ms; /* of the registration */
     /* progress of a registration, printed when the next step is known */
     tether_dps_progress last_response;
     bool have_response;
@@ -257,6 +258,7 @@ static int do_register(device *d)
         snprintf(d->record.connect_to, sizeof d->record.connect_to, "%s", cli_get(a, "connect-to"));
     d->record.assigned_at = tether_port_time_s();
     d->registered_now = true;
+    d->elapsed_ms = r.elapsed_ms;
     if (!d->json)
         printf("  %u assigned to %s as %s (%s) in %.1f s\n", (unsigned)r.http_status,
                r.assigned_hub, r.device_id, r.substatus[0] ? r.substatus : "assigned",
@@ -317,7 +319,8 @@ static int cmd_register(const cli_args *a)
     rc = provision(&d, force);
     if (rc < 0) {
         if (d.json) {
-            printf("{\"status\":\"OK\",\"from_store\":%s,", d.registered_now ? "false" : "true");
+            printf("{\"status\":\"OK\",\"from_store\":%s,\"elapsed_ms\":%llu,",
+                   d.registered_now ? "false" : "true", (unsigned long long)d.elapsed_ms);
             print_record_json(&d);
             printf(",");
             cli_json_tls_summary(stdout, &d.conn);
@@ -548,6 +551,8 @@ static int run_hub(device *d, const cli_args *a, bool send_only)
         tether_heap_stats hs;
         tether_heap_get_stats(&hs);
         d->conn.connected_heap = hs.in_use;
+        if (d->conn.handshake_peak == 0) /* no registration this start: the hub's handshake */
+            d->conn.handshake_peak = hs.peak;
         d->conn.version = tether_tls_version_name(&d->conn.tls);
         d->conn.suite = tether_tls_ciphersuite_name(&d->conn.tls);
     }
@@ -568,7 +573,8 @@ static int run_hub(device *d, const cli_args *a, bool send_only)
     long sent = 0;
     while (st == TETHER_OK && !stop_requested) {
         uint64_t now = tether_port_now_ms();
-        if (sent < count && now >= next_send) {
+        /* With no interval, send in a burst until the queue is full. */
+        while (sent < count && now >= next_send) {
             size_t len = 0;
             for (const char *c = message; *c && len + 12 < sizeof telemetry; c++) {
                 if (strncmp(c, "{n}", 3) == 0) {
@@ -584,18 +590,22 @@ static int run_hub(device *d, const cli_args *a, bool send_only)
             if (s == TETHER_OK) {
                 sent++;
                 next_send = now + (uint64_t)interval;
-            } else if (s != TETHER_HUB_QUEUE_FULL) {
-                st = s;
+            } else {
+                if (s != TETHER_HUB_QUEUE_FULL)
+                    st = s;
                 break;
             }
         }
+        if (st != TETHER_OK)
+            break;
         bool done_sending = sent >= count && tether_hub_session_pending(&hub) == 0;
         if (duration >= 0 && now - start >= (uint64_t)duration * 1000u &&
             (done_sending || count == 0))
             break;
         if (duration < 0 && count > 0 && done_sending)
             break;
-        st = tether_hub_session_process(&hub, 100);
+        /* Short turns while there is more to send, so acknowledgements free the queue fast. */
+        st = tether_hub_session_process(&hub, sent < count ? 5 : 100);
         if ((st == TETHER_HUB_IDENTITY_REFUSED || st == TETHER_HUB_UNREACHABLE) && !reprovisioned) {
             if (!d->json)
                 printf("%s: registering again\n", tether_status_name(st));

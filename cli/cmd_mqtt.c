@@ -67,6 +67,13 @@ typedef struct session {
 static uint8_t tx[8192], rx[64 * 1024], store[64 * 1024];
 static tether_mqtt_inflight slots[32];
 
+/* Runs the client for @p ms; a read never waits longer, so 0 only polls. */
+static tether_status pump(session *s, uint32_t ms)
+{
+    tether_tls_set_io_timeout(&s->conn.tls, ms < 200 ? ms : 200);
+    return tether_mqtt_client_process(&s->mqtt, ms);
+}
+
 static tether_status open_session(session *s)
 {
     tether_status st = cli_tls_connect(&s->conn);
@@ -231,14 +238,14 @@ static int run_pub(const cli_args *a)
             m.payload = payload_file;
         st = tether_mqtt_client_publish(&s.mqtt, &m, NULL);
         if (st == TETHER_MQTT_INFLIGHT_FULL) {
-            st = tether_mqtt_client_process(&s.mqtt, 50);
+            st = pump(&s, 50);
         } else if (st == TETHER_OK || (qos == 1 && tether_status_is_transient(st))) {
             /* A QoS 1 message that failed to go out is in the store: it counts as sent. */
             sent++;
             if (st == TETHER_OK && interval > 0)
-                st = tether_mqtt_client_process(&s.mqtt, (uint32_t)interval);
+                st = pump(&s, (uint32_t)interval);
             else if (st == TETHER_OK)
-                st = tether_mqtt_client_process(&s.mqtt, 0);
+                st = pump(&s, 0);
         }
         if (st == TETHER_MQTT_PACKET_TOO_LARGE)
             st = TETHER_OK;
@@ -249,7 +256,7 @@ static int run_pub(const cli_args *a)
     uint64_t deadline = tether_port_now_ms() + 30000;
     while (st == TETHER_OK && tether_mqtt_client_inflight_count(&s.mqtt) > 0 &&
            tether_port_now_ms() < deadline) {
-        st = tether_mqtt_client_process(&s.mqtt, 100);
+        st = pump(&s, 100);
         if (st != TETHER_OK && tether_status_is_transient(st))
             st = recover(&s, st);
     }
@@ -319,7 +326,7 @@ static int run_sub(const cli_args *a)
     uint64_t end = timeout_s ? tether_port_now_ms() + (uint64_t)timeout_s * 1000u : 0;
     while (st == TETHER_OK && (s.want == 0 || s.received < s.want) &&
            (end == 0 || tether_port_now_ms() < end)) {
-        st = tether_mqtt_client_process(&s.mqtt, 200);
+        st = pump(&s, 200);
         if (st == TETHER_MQTT_PACKET_TOO_LARGE) {
             fprintf(stderr, "warning %s: a %zu-byte message was discarded (receive buffer %zu)\n",
                     tether_status_name(st), tether_mqtt_client_last_needed(&s.mqtt), sizeof rx);

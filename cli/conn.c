@@ -57,6 +57,11 @@ static void report_setup_failure(const cli_tls *c, tether_status st, const char 
 
 int cli_tls_setup(cli_tls *c, const cli_args *a, const char *default_host)
 {
+    return cli_tls_setup_heap(c, a, default_host, 0);
+}
+
+int cli_tls_setup_heap(cli_tls *c, const cli_args *a, const char *default_host, size_t arena)
+{
     memset(c, 0, sizeof *c);
     c->json = cli_has(a, "json");
     c->verbose = cli_has(a, "verbose");
@@ -83,6 +88,8 @@ int cli_tls_setup(cli_tls *c, const cli_args *a, const char *default_host)
         fprintf(stderr, "tether: --cert and --key go together\n");
         return CLI_EXIT_USAGE;
     }
+    if (arena > 0)
+        limit = (long)arena;
     if (limit > 0) {
         c->arena = malloc((size_t)limit);
         if (c->arena == NULL || tether_heap_use_arena(c->arena, (size_t)limit) != TETHER_OK) {

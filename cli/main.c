@@ -31,6 +31,7 @@ static void print_help(void)
            "  run              connect to the hub: telemetry, c2d, twin, methods\n"
            "  send             send one telemetry message and exit\n"
            "  quickstart       the whole flow against a local cloud, in one command\n"
+           "  doctor           check files, clock, chain size, network, handshake, DPS\n"
            "  sas dps|hub|derive-key   SAS tokens and group-derived device keys\n"
            "  mqtt pub|sub     publish or subscribe over tether's TLS + MQTT stack\n"
            "  explain CODE     a status name or mbedTLS code in words\n"
@@ -84,6 +85,8 @@ int main(int argc, char **argv)
         return cmd_mqtt(argc - 2, argv + 2);
     if (strcmp(cmd, "register") == 0 || strcmp(cmd, "run") == 0 || strcmp(cmd, "send") == 0)
         return cmd_device(cmd, argc - 2, argv + 2);
+    if (strcmp(cmd, "doctor") == 0)
+        return cmd_doctor(argc - 2, argv + 2);
     if (strcmp(cmd, "sas") == 0)
         return cmd_sas(argc - 2, argv + 2);
     if (strcmp(cmd, "quickstart") == 0)

@@ -96,6 +96,10 @@
 #define MBEDTLS_SSL_TLS1_3_COMPATIBILITY_MODE
 #define MBEDTLS_SSL_TLS1_3_KEY_EXCHANGE_MODE_EPHEMERAL_ENABLED
 #define MBEDTLS_SSL_KEEP_PEER_CERTIFICATE
+/* TLS 1.3 signs CertificateVerify with RSA-PSS for an RSA device key; mbedTLS offers the PSS
+ * signature algorithms only with this (without it an RSA client certificate fails the
+ * handshake with HANDSHAKE_FAILURE at the key exchange). */
+#define MBEDTLS_X509_RSASSA_PSS_SUPPORT
 #endif
 
 #endif /* TETHER_MBEDTLS_COMMON_H */

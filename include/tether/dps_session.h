@@ -131,6 +131,7 @@ typedef struct tether_dps_session {
     tether_dps_response_topic response;
     const tether_dps_config *cfg;
     tether_dps_result *result;
+    tether_tls *tls;
 } tether_dps_session;
 
 /** Defaults: global endpoint, port 8883, 120 s deadline, 3 s poll, default backoff. */

@@ -85,6 +85,7 @@ typedef struct tether_tls_diag {
     int64_t clock_s;        /**< The wall clock when it failed (for CLOCK_NOT_SET). */
     char server_subject[128]; /**< Subject of the server's leaf certificate, if seen. */
     char server_issuer[128];  /**< Issuer at the top of the chain the server presented. */
+    char trusted_roots[256];  /**< Subjects in the trust store, "; "-separated (verify failures). */
 } tether_tls_diag;
 
 /** Called when a handshake stage completes (for a trace), with the diag as it stands. */
@@ -192,6 +193,9 @@ TETHER_MUST_USE tether_status tether_tls_identity_sha256(const tether_tls *tls, 
 
 /** Connects over TCP and completes the handshake. On failure see tether_tls_last_diag(). */
 TETHER_MUST_USE tether_status tether_tls_connect(tether_tls *tls, const tether_tls_options *opts);
+
+/** How long the transport's recv waits for data before returning 0 ("try again"). */
+void tether_tls_set_io_timeout(tether_tls *tls, uint32_t ms);
 
 /** The connection as a transport for MQTT. */
 tether_transport tether_tls_transport(tether_tls *tls);

@@ -92,7 +92,8 @@ static const status_entry table[] = {
                                              "suites and the device certificate"},
     [TETHER_TLS_ALLOC_FAILED] = {"TLS_ALLOC_FAILED", "TLS ran out of heap",
                                  "free heap before connecting, raise the heap limit, or use a "
-                                 "profile with smaller record buffers (tight, minimal)"},
+                                 "profile with smaller record buffers (tight, minimal); tether "
+                                 "doctor measures what this path needs"},
     [TETHER_TLS_SERVER_CERT_UNTRUSTED] = {"TLS_SERVER_CERT_UNTRUSTED",
                                           "the server's certificate does not chain to a trusted "
                                           "root",

@@ -170,7 +170,9 @@ static tether_status await_response(tether_dps_session *s, uint32_t timeout_ms)
         if (now >= end)
             return TETHER_TIMEOUT;
         uint64_t left = end - now;
-        tether_status st = tether_mqtt_client_process(&s->mqtt, left < 200 ? (uint32_t)left : 200);
+        uint32_t slice = left < 200 ? (uint32_t)left : 200;
+        tether_tls_set_io_timeout(s->tls, slice);
+        tether_status st = tether_mqtt_client_process(&s->mqtt, slice);
         if (st != TETHER_OK && st != TETHER_MQTT_PACKET_TOO_LARGE)
             return st;
     }
@@ -185,6 +187,7 @@ static bool wait_ms(tether_dps_session *s, uint32_t ms, bool connected)
         uint64_t left = end - tether_port_now_ms();
         uint32_t slice = left < 200 ? (uint32_t)left : 200;
         if (connected) {
+            tether_tls_set_io_timeout(s->tls, slice);
             if (tether_mqtt_client_process(&s->mqtt, slice) != TETHER_OK)
                 connected = false;
         } else {
@@ -224,6 +227,7 @@ tether_status tether_dps_register(tether_dps_session *s, tether_tls *tls,
     memset(result, 0, sizeof *result);
     s->cfg = cfg;
     s->result = result;
+    s->tls = tls;
     uint64_t start = tether_port_now_ms();
     uint64_t deadline = start + cfg->timeout_ms;
 

@@ -319,7 +319,10 @@ tether_status tether_hub_session_process(tether_hub_session *s, uint32_t timeout
             continue;
         }
         uint64_t left = end > now ? end - now : 0;
-        tether_status st = tether_mqtt_client_process(&s->mqtt, left < 200 ? (uint32_t)left : 200);
+        uint32_t slice = left < 200 ? (uint32_t)left : 200;
+        /* A read waits no longer than the caller's time: process(0) only polls. */
+        tether_tls_set_io_timeout(s->tls, slice);
+        tether_status st = tether_mqtt_client_process(&s->mqtt, slice);
         if (st == TETHER_MQTT_PACKET_TOO_LARGE) {
             tether_hub_event e = {.kind = TETHER_HUB_EVENT_DISCARDED,
                                   .size = tether_mqtt_client_last_needed(&s->mqtt)};

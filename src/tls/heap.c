@@ -117,6 +117,11 @@ static void arena_free(void *ptr)
 {
     if (ptr == NULL)
         return;
+    /* A block from before the switch to the arena goes back to the C library. */
+    if ((uint8_t *)ptr < heap.arena || (uint8_t *)ptr >= heap.arena + heap.arena_len) {
+        system_free(ptr);
+        return;
+    }
     block_header *freed = (block_header *)(void *)((uint8_t *)ptr - HEADER);
     heap.stats.in_use -= freed->requested;
     heap.stats.frees++;

@@ -556,6 +556,11 @@ static int32_t tls_recv(void *ctx, uint8_t *buf, size_t len)
     return tether_transport_error(tether_tls_fail(tls, ret));
 }
 
+void tether_tls_set_io_timeout(tether_tls *tls, uint32_t ms)
+{
+    tls->opts.io_timeout_ms = ms;
+}
+
 tether_transport tether_tls_transport(tether_tls *tls)
 {
     tether_transport t = {.send = tls_send, .recv = tls_recv, .context = tls};
@@ -705,6 +710,20 @@ tether_status tether_tls_fail(tether_tls *tls, int ret)
     } else if (high == MBEDTLS_ERR_X509_CERT_VERIFY_FAILED) {
         d->verify_flags = mbedtls_ssl_get_verify_result(&tls->ssl);
         st = verify_status(d->verify_flags);
+        size_t used = 0;
+        for (const mbedtls_x509_crt *c = &tls->trust; c != NULL && c->raw.len > 0; c = c->next) {
+            if (used + 4 >= sizeof d->trusted_roots)
+                break;
+            if (used > 0) {
+                memcpy(d->trusted_roots + used, "; ", 2);
+                used += 2;
+            }
+            int n = mbedtls_x509_dn_gets(d->trusted_roots + used, sizeof d->trusted_roots - used,
+                                         &c->subject);
+            if (n < 0)
+                break;
+            used += (size_t)n;
+        }
     } else if (high == MBEDTLS_ERR_SSL_FATAL_ALERT_MESSAGE) {
         if (d->alert < 0)
             d->alert = tls->ssl.in_msg != NULL ? tls->ssl.in_msg[1] : -1;

@@ -267,6 +267,8 @@ void tether_tls_describe(const tether_tls_diag *d, char *buf, size_t len)
             add(&t, "  server certificate: %s\n", d->server_subject);
         if (d->server_issuer[0])
             add(&t, "  issued by: %s\n", d->server_issuer);
+        if (d->trusted_roots[0])
+            add(&t, "  trusted roots: %s\n", d->trusted_roots);
         add(&t, "  fix: %s\n", tether_status_hint(d->status));
         break;
     }

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from conftest import BUILD, TETHER, finish, free_port, tether
+from conftest import BUILD, TETHER, Cloud, device_args, enroll, finish, free_port, run_json, tether
 
 PROFILES = ["esp-idf", "tight"]
 
@@ -18,82 +18,6 @@ def binary(profile):
     if not path.exists():
         pytest.skip(f"{path.name} not built (configure with -DTETHER_ALL_PROFILES=ON)")
     return path
-
-
-class Cloud:
-    """`tether cloud` in a temporary directory on a free port."""
-
-    def __init__(self, d):
-        self.dir = d
-        self.port = free_port()
-        p = tether("cloud", "up", "--dir", d, "--port", self.port, "--json", check=True)
-        self.info = json.loads(p.stdout)
-        status = self.json("status")
-        self.scope = status["idScope"]
-        self.ca = status["caFile"]
-
-    def cli(self, *args, check=True):
-        return tether("cloud", *args, "--dir", self.dir, check=check)
-
-    def json(self, *args):
-        return json.loads(self.cli(*args, "--json").stdout)
-
-    def down(self):
-        tether("cloud", "down", "--dir", self.dir)
-
-    def up(self):
-        tether("cloud", "up", "--dir", self.dir, "--port", self.port, check=True)
-
-    def registrations(self, device_id):
-        return self.json("device", "show", device_id)["registrations"]
-
-    def telemetry(self, device_id, count):
-        p = self.cli("monitor", "--device", device_id, "--all", "--count", str(count),
-                     "--timeout", "15", "--json")
-        return [json.loads(line) for line in p.stdout.splitlines() if line.strip()]
-
-
-@pytest.fixture
-def cloud(tmp_path):
-    c = Cloud(tmp_path / "cloud")
-    yield c
-    c.down()
-
-
-def enroll(cloud, kind, reg_id):
-    """Enrolls a device of one of the four attestations; returns its credential options."""
-    if kind == "x509-individual":
-        tether("pki", "device", reg_id, "--dir", cloud.dir, check=True)
-        cloud.cli("enrollment", "create", "--registration-id", reg_id, "--attestation", "x509",
-                  "--cert", cloud.dir / "devices" / f"{reg_id}.pem")
-    elif kind == "x509-group":
-        tether("pki", "device", reg_id, "--dir", cloud.dir, "--issuer", "intermediate", check=True)
-        cloud.cli("enrollment-group", "create", "--group-id", f"g-{reg_id}", "--attestation",
-                  "x509", "--ca", cloud.dir / "pki" / "intermediate.pem")
-    elif kind == "sk-individual":
-        e = cloud.json("enrollment", "create", "--registration-id", reg_id, "--attestation",
-                       "symmetric-key")
-        return ["--symmetric-key", e["attestation"]["symmetricKey"]["primaryKey"]]
-    elif kind == "sk-group":
-        g = cloud.json("enrollment-group", "create", "--group-id", f"g-{reg_id}",
-                       "--attestation", "symmetric-key")
-        return ["--group-key", g["attestation"]["symmetricKey"]["primaryKey"]]
-    devices = cloud.dir / "devices"
-    return ["--cert", devices / f"{reg_id}.chain.pem", "--key", devices / f"{reg_id}.key"]
-
-
-def device_args(cloud, reg_id, cred, state):
-    return ["--endpoint", f"localhost:{cloud.port}", "--connect-to", f"127.0.0.1:{cloud.port}",
-            "--id-scope", cloud.scope, "--registration-id", reg_id, "--cafile", cloud.ca,
-            "--state", state, *cred]
-
-
-def run_json(bin_path, *args, timeout=90):
-    p = subprocess.run([str(bin_path), *map(str, args), "--json"], capture_output=True, text=True,
-                       timeout=timeout)
-    lines = [line for line in p.stdout.splitlines() if line.strip()]
-    assert lines, p.stderr
-    return p, json.loads(lines[-1]), [json.loads(line) for line in lines[:-1]]
 
 
 @pytest.mark.parametrize("profile", PROFILES)
@@ -174,13 +98,15 @@ def test_throttling_honours_retry_after_and_5xx_is_retried(cloud, tmp_path):
     assert "assigned to tether-hub-1.localhost" in out
 
 
-def test_hub_session_methods_twin_and_offline_c2d(cloud, tmp_path):
+@pytest.mark.parametrize("profile", PROFILES)
+def test_hub_session_methods_twin_and_offline_c2d(cloud, tmp_path, profile):
+    bin_path = binary(profile)
     cred = enroll(cloud, "x509-individual", "dev-hub")
     args = device_args(cloud, "dev-hub", cred, tmp_path / "s")
-    assert run_json(TETHER, "register", *args)[0].returncode == 0
+    assert run_json(bin_path, "register", *args)[0].returncode == 0
     # Queued while the device is offline; delivered when it connects.
     cloud.cli("c2d", "send", "dev-hub", "while you were away", "--props", "color=blue")
-    run = subprocess.Popen([str(TETHER), "run", *map(str, args), "--duration", "8", "--json",
+    run = subprocess.Popen([str(bin_path), "run", *map(str, args), "--duration", "8", "--json",
                             "--report", '{"firmware":"1.2.3"}', "--method", 'reboot={"ok":1}'],
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
@@ -229,10 +155,11 @@ def test_no_qos1_telemetry_lost_across_a_hub_restart(cloud, tmp_path, profile):
     assert got == {f"m{n}" for n in range(1, 41)}
 
 
-def test_sas_token_is_renewed_before_it_expires(cloud, tmp_path):
+@pytest.mark.parametrize("profile", PROFILES)
+def test_sas_token_is_renewed_before_it_expires(cloud, tmp_path, profile):
     cred = enroll(cloud, "sk-individual", "dev-ttl")
     args = device_args(cloud, "dev-ttl", cred, tmp_path / "s")
-    p, r, _ = run_json(TETHER, "run", *args, "--sas-ttl", "3", "--duration", "8",
+    p, r, _ = run_json(binary(profile), "run", *args, "--sas-ttl", "3", "--duration", "8",
                        "--message", "t{n}", "--count", "6", "--interval", "1000")
     assert p.returncode == 0, p.stdout + p.stderr
     assert r["token_renewals"] >= 2 and r["connects"] >= 3

@@ -50,3 +50,9 @@ def test_small_profiles_need_less_heap(broker, pki, dev):
 def test_desktop_speaks_tls13_and_tls12_on_request(broker, pki, dev):
     assert pub_json("desktop", broker, pki, dev)["tls_version"] == "TLSv1.3"
     assert pub_json("desktop", broker, pki, dev, "--tls12")["tls_version"] == "TLSv1.2"
+
+
+def test_desktop_tls13_with_an_rsa_device_key(broker, pki):
+    """TLS 1.3 signs CertificateVerify with RSA-PSS: the profile must offer it."""
+    s = pub_json("desktop", broker, pki, pki.device("profile-rsa", kind="rsa2048"))
+    assert s["status"] == "OK" and s["tls_version"] == "TLSv1.3"
