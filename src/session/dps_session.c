@@ -9,6 +9,8 @@
 #include "tether/sas.h"
 #include "tether/sntp.h"
 
+#include "session_common.h"
+
 tether_dps_config tether_dps_config_default(void)
 {
     tether_dps_config c;
@@ -197,14 +199,6 @@ static bool wait_ms(tether_dps_session *s, uint32_t ms, bool connected)
     return connected;
 }
 
-static uint32_t random32(void)
-{
-    uint8_t b[4] = {0};
-    if (tether_port_entropy(b, sizeof b) != TETHER_OK)
-        return (uint32_t)tether_port_now_ms() * 2654435761u; /* jitter still differs by device */
-    return (uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 | (uint32_t)b[2] << 8 | b[3];
-}
-
 static tether_status final_status(const tether_dps_result *r)
 {
     switch (r->operation) {
@@ -242,17 +236,9 @@ tether_status tether_dps_register(tether_dps_session *s, tether_tls *tls,
     if (cfg->sas_key != NULL && !tether_clock_is_set(tether_port_time_s()))
         return TETHER_CLOCK_NOT_SET; /* A token's expiry means nothing on an unset clock. */
 
-    tether_mqtt_config mc = tether_mqtt_config_default();
-    mc.tx_buf = s->tx;
-    mc.tx_len = sizeof s->tx;
-    mc.rx_buf = s->rx;
-    mc.rx_len = sizeof s->rx;
-    mc.store_buf = s->store;
-    mc.store_len = sizeof s->store;
-    mc.inflight = s->slots;
-    mc.inflight_max = sizeof s->slots / sizeof s->slots[0];
-    mc.on_message = on_message;
-    mc.on_message_context = s;
+    tether_mqtt_config mc = tether_session_mqtt_config(
+        s->tx, sizeof s->tx, s->rx, sizeof s->rx, s->store, sizeof s->store, s->slots,
+        sizeof s->slots / sizeof s->slots[0], on_message, s);
     st = tether_mqtt_client_init(&s->mqtt, &mc);
     if (st != TETHER_OK)
         return st;
@@ -319,7 +305,7 @@ tether_status tether_dps_register(tether_dps_session *s, tether_tls *tls,
             } else if (tether_dps_response_is_retriable(code)) {
                 tether_backoff_step step = {.attempt = attempt++,
                                             .previous_ms = previous_delay,
-                                            .random = random32(),
+                                            .random = tether_session_random32(),
                                             .has_retry_after = s->response.has_retry_after,
                                             .retry_after_s = s->response.retry_after_s};
                 delay = tether_backoff_delay_ms(&cfg->backoff, &step);
@@ -339,8 +325,9 @@ tether_status tether_dps_register(tether_dps_session *s, tether_tls *tls,
                 tether_tls_close(tls);
                 connected = false;
             }
-            tether_backoff_step step = {
-                .attempt = attempt++, .previous_ms = previous_delay, .random = random32()};
+            tether_backoff_step step = {.attempt = attempt++,
+                                        .previous_ms = previous_delay,
+                                        .random = tether_session_random32()};
             delay = tether_backoff_delay_ms(&cfg->backoff, &step);
         } else {
             break; /* Credentials, configuration, a refusal: retrying cannot help. */

@@ -9,6 +9,8 @@
 #include "tether/sas.h"
 #include "tether/sntp.h"
 
+#include "session_common.h"
+
 tether_hub_config tether_hub_config_default(void)
 {
     tether_hub_config c;
@@ -26,14 +28,6 @@ static void emit(tether_hub_session *s, tether_hub_event *e)
 {
     if (s->cfg->on_event)
         s->cfg->on_event(s->cfg->context, e);
-}
-
-static uint32_t random32(void)
-{
-    uint8_t b[4] = {0};
-    if (tether_port_entropy(b, sizeof b) != TETHER_OK)
-        return (uint32_t)tether_port_now_ms() * 2654435761u;
-    return (uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 | (uint32_t)b[2] << 8 | b[3];
 }
 
 static const char *next_rid(tether_hub_session *s)
@@ -205,17 +199,9 @@ tether_status tether_hub_session_start(tether_hub_session *s, tether_tls *tls,
     if (cfg->sas_key != NULL && !tether_clock_is_set(tether_port_time_s()))
         return TETHER_CLOCK_NOT_SET;
 
-    tether_mqtt_config mc = tether_mqtt_config_default();
-    mc.tx_buf = s->tx;
-    mc.tx_len = sizeof s->tx;
-    mc.rx_buf = s->rx;
-    mc.rx_len = sizeof s->rx;
-    mc.store_buf = s->queue;
-    mc.store_len = sizeof s->queue;
-    mc.inflight = s->slots;
-    mc.inflight_max = sizeof s->slots / sizeof s->slots[0];
-    mc.on_message = on_message;
-    mc.on_message_context = s;
+    tether_mqtt_config mc = tether_session_mqtt_config(
+        s->tx, sizeof s->tx, s->rx, sizeof s->rx, s->queue, sizeof s->queue, s->slots,
+        sizeof s->slots / sizeof s->slots[0], on_message, s);
     st = tether_mqtt_client_init(&s->mqtt, &mc);
     if (st != TETHER_OK)
         return st;
@@ -279,8 +265,9 @@ static tether_status try_reconnect(tether_hub_session *s)
     s->failures++;
     if (s->failures >= s->cfg->max_failures)
         return TETHER_HUB_UNREACHABLE;
-    tether_backoff_step step = {
-        .attempt = s->failures - 1, .previous_ms = s->previous_delay, .random = random32()};
+    tether_backoff_step step = {.attempt = s->failures - 1,
+                                .previous_ms = s->previous_delay,
+                                .random = tether_session_random32()};
     uint32_t delay = tether_backoff_delay_ms(&s->cfg->backoff, &step);
     s->previous_delay = delay;
     s->retry_at_ms = tether_port_now_ms() + delay;

@@ -18,31 +18,18 @@
 #include <string.h>
 
 #include "tether/dps.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond))                                                                               \
-            __builtin_trap();                                                                      \
-    } while (0)
+#include "fuzz_check.h"
 
 #define MAX_TOKENS 128
 
 static bool same(tether_view a, tether_view b)
 {
-    if ((a.ptr == NULL) != (b.ptr == NULL) || a.len != b.len)
-        return false;
-    return a.len == 0 || memcmp(a.ptr, b.ptr, a.len) == 0;
+    return fuzz_same(a.ptr, a.len, b.ptr, b.len);
 }
 
 static void check_inside(tether_view v, const char *base, size_t n)
 {
-    if (v.ptr == NULL) {
-        CHECK(v.len == 0);
-        return;
-    }
-    CHECK(v.ptr >= base && v.len <= n && v.ptr + v.len <= base + n);
+    fuzz_check_inside(v.ptr, v.len, base, n);
 }
 
 static void check_topic(const char *topic, size_t n)

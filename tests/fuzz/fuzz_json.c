@@ -16,20 +16,13 @@
 #include <string.h>
 
 #include "tether/json.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond))                                                                               \
-            __builtin_trap();                                                                      \
-    } while (0)
+#include "fuzz_check.h"
 
 #define MAX_TOKENS 512
 
 static void check_inside(tether_view v, const char *base, size_t n)
 {
-    CHECK(v.ptr != NULL && v.ptr >= base && v.len <= n && v.ptr + v.len <= base + n);
+    fuzz_check_inside(v.ptr, v.len, base, n);
 }
 
 /* Unescapes the string at index into a fresh heap block (caller frees), checking sizing. */

@@ -16,32 +16,7 @@
 #include <string.h>
 
 #include "tether/mqtt_codec.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond))                                                                               \
-            __builtin_trap();                                                                      \
-    } while (0)
-
-/* A view is NULL exactly when absent, and otherwise lies within [base, base + n). */
-static void check_inside(const void *view, size_t len, const uint8_t *base, size_t n)
-{
-    if (view == NULL) {
-        CHECK(len == 0);
-        return;
-    }
-    const uint8_t *p = view;
-    CHECK(p >= base && p <= base + n && len <= (size_t)(base + n - p));
-}
-
-static bool same_view(const void *a, size_t a_len, const void *b, size_t b_len)
-{
-    if ((a == NULL) != (b == NULL) || a_len != b_len)
-        return false;
-    return a_len == 0 || memcmp(a, b, a_len) == 0;
-}
+#include "fuzz_check.h"
 
 static void check_views(const tether_mqtt_packet *pkt, const uint8_t *base, size_t n)
 {
@@ -49,11 +24,11 @@ static void check_views(const tether_mqtt_packet *pkt, const uint8_t *base, size
     case TETHER_MQTT_CONNECT: {
         const tether_mqtt_connect *c = &pkt->u.connect;
         CHECK(c->client_id != NULL);
-        check_inside(c->client_id, c->client_id_len, base, n);
-        check_inside(c->username, c->username_len, base, n);
-        check_inside(c->password, c->password_len, base, n);
-        check_inside(c->will_topic, c->will_topic_len, base, n);
-        check_inside(c->will_payload, c->will_payload_len, base, n);
+        fuzz_check_inside(c->client_id, c->client_id_len, base, n);
+        fuzz_check_inside(c->username, c->username_len, base, n);
+        fuzz_check_inside(c->password, c->password_len, base, n);
+        fuzz_check_inside(c->will_topic, c->will_topic_len, base, n);
+        fuzz_check_inside(c->will_payload, c->will_payload_len, base, n);
         CHECK((c->will_topic == NULL) == (c->will_payload == NULL));
         CHECK(c->password == NULL || c->username != NULL);
         CHECK(c->will_qos <= 2);
@@ -63,8 +38,8 @@ static void check_views(const tether_mqtt_packet *pkt, const uint8_t *base, size
     case TETHER_MQTT_PUBLISH: {
         const tether_mqtt_publish *p = &pkt->u.publish;
         CHECK(p->topic != NULL && p->topic_len > 0 && p->payload != NULL);
-        check_inside(p->topic, p->topic_len, base, n);
-        check_inside(p->payload, p->payload_len, base, n);
+        fuzz_check_inside(p->topic, p->topic_len, base, n);
+        fuzz_check_inside(p->payload, p->payload_len, base, n);
         CHECK(p->qos <= 2);
         CHECK(p->qos == 0 ? p->packet_id == 0 && !p->dup : p->packet_id != 0);
         CHECK(p->packet_id == pkt->packet_id);
@@ -72,12 +47,12 @@ static void check_views(const tether_mqtt_packet *pkt, const uint8_t *base, size
     }
     case TETHER_MQTT_SUBACK:
         CHECK(pkt->u.suback.count > 0);
-        check_inside(pkt->u.suback.return_codes, pkt->u.suback.count, base, n);
+        fuzz_check_inside(pkt->u.suback.return_codes, pkt->u.suback.count, base, n);
         break;
     case TETHER_MQTT_SUBSCRIBE:
     case TETHER_MQTT_UNSUBSCRIBE:
         CHECK(pkt->u.subscribe.count > 0);
-        check_inside(pkt->u.subscribe.filters, pkt->u.subscribe.filters_len, base, n);
+        fuzz_check_inside(pkt->u.subscribe.filters, pkt->u.subscribe.filters_len, base, n);
         break;
     case TETHER_MQTT_CONNACK:
     case TETHER_MQTT_PUBACK:
@@ -100,11 +75,11 @@ static bool same_packet(const tether_mqtt_packet *a, const tether_mqtt_packet *b
     switch (a->type) {
     case TETHER_MQTT_CONNECT: {
         const tether_mqtt_connect *x = &a->u.connect, *y = &b->u.connect;
-        return same_view(x->client_id, x->client_id_len, y->client_id, y->client_id_len) &&
-               same_view(x->username, x->username_len, y->username, y->username_len) &&
-               same_view(x->password, x->password_len, y->password, y->password_len) &&
-               same_view(x->will_topic, x->will_topic_len, y->will_topic, y->will_topic_len) &&
-               same_view(x->will_payload, x->will_payload_len, y->will_payload,
+        return fuzz_same(x->client_id, x->client_id_len, y->client_id, y->client_id_len) &&
+               fuzz_same(x->username, x->username_len, y->username, y->username_len) &&
+               fuzz_same(x->password, x->password_len, y->password, y->password_len) &&
+               fuzz_same(x->will_topic, x->will_topic_len, y->will_topic, y->will_topic_len) &&
+               fuzz_same(x->will_payload, x->will_payload_len, y->will_payload,
                          y->will_payload_len) &&
                x->will_qos == y->will_qos && x->will_retain == y->will_retain &&
                x->clean_session == y->clean_session && x->keep_alive_s == y->keep_alive_s;
@@ -114,18 +89,18 @@ static bool same_packet(const tether_mqtt_packet *a, const tether_mqtt_packet *b
                a->u.connack.return_code == b->u.connack.return_code;
     case TETHER_MQTT_PUBLISH: {
         const tether_mqtt_publish *x = &a->u.publish, *y = &b->u.publish;
-        return same_view(x->topic, x->topic_len, y->topic, y->topic_len) &&
-               same_view(x->payload, x->payload_len, y->payload, y->payload_len) &&
+        return fuzz_same(x->topic, x->topic_len, y->topic, y->topic_len) &&
+               fuzz_same(x->payload, x->payload_len, y->payload, y->payload_len) &&
                x->qos == y->qos && x->retain == y->retain && x->dup == y->dup &&
                x->packet_id == y->packet_id;
     }
     case TETHER_MQTT_SUBACK:
-        return same_view(a->u.suback.return_codes, a->u.suback.count, b->u.suback.return_codes,
+        return fuzz_same(a->u.suback.return_codes, a->u.suback.count, b->u.suback.return_codes,
                          b->u.suback.count);
     case TETHER_MQTT_SUBSCRIBE:
     case TETHER_MQTT_UNSUBSCRIBE:
         return a->u.subscribe.count == b->u.subscribe.count &&
-               same_view(a->u.subscribe.filters, a->u.subscribe.filters_len, b->u.subscribe.filters,
+               fuzz_same(a->u.subscribe.filters, a->u.subscribe.filters_len, b->u.subscribe.filters,
                          b->u.subscribe.filters_len);
     case TETHER_MQTT_PUBACK:
     case TETHER_MQTT_PUBREC:
@@ -154,8 +129,8 @@ static tether_mqtt_filter *walk_filters(const tether_mqtt_packet *pkt)
     while ((st = tether_mqtt_filter_next(pkt, &off, &f)) == TETHER_OK) {
         CHECK(i < count);
         CHECK(f.filter != NULL && f.filter_len > 0);
-        check_inside(f.filter, f.filter_len, pkt->u.subscribe.filters,
-                     pkt->u.subscribe.filters_len);
+        fuzz_check_inside(f.filter, f.filter_len, pkt->u.subscribe.filters,
+                          pkt->u.subscribe.filters_len);
         CHECK(pkt->type == TETHER_MQTT_SUBSCRIBE ? f.qos <= 2 : f.qos == 0);
         filters[i++] = f;
     }
