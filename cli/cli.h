@@ -46,6 +46,10 @@ void cli_tls_free(cli_tls *c);
  * hint; as one JSON object with --json. `during` names the step ("MQTT CONNECT"). */
 void cli_report_failure(const cli_tls *c, tether_status st, const char *during, bool json);
 
+/* Writes @p tmpl into @p out with each "{n}" replaced by @p n (telemetry numbering); returns
+ * the bytes written, at most cap - 1. */
+size_t cli_expand_template(const char *tmpl, size_t tmpl_len, long n, char *out, size_t cap);
+
 /* JSON helpers: a quoted, escaped string. */
 void cli_json_string(FILE *f, const char *s, size_t len);
 

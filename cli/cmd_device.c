@@ -575,16 +575,8 @@ static int run_hub(device *d, const cli_args *a, bool send_only)
         uint64_t now = tether_port_now_ms();
         /* With no interval, send in a burst until the queue is full. */
         while (sent < count && now >= next_send) {
-            size_t len = 0;
-            for (const char *c = message; *c && len + 12 < sizeof telemetry; c++) {
-                if (strncmp(c, "{n}", 3) == 0) {
-                    len +=
-                        (size_t)snprintf(telemetry + len, sizeof telemetry - len, "%ld", sent + 1);
-                    c += 2;
-                } else {
-                    telemetry[len++] = *c;
-                }
-            }
+            size_t len = cli_expand_template(message, strlen(message), sent + 1, telemetry,
+                                             sizeof telemetry);
             tether_status s = tether_hub_session_send(&hub, (const uint8_t *)telemetry, len, props,
                                                       prop_count, (uint8_t)qos);
             if (s == TETHER_OK) {

@@ -171,23 +171,6 @@ static int setup_session(session *s, const cli_args *a, const char *role,
     return -1;
 }
 
-/* Replaces each "{n}" of the template with the number. */
-static size_t make_payload(const char *tmpl, size_t tmpl_len, long n, char *out, size_t cap)
-{
-    size_t o = 0;
-    for (size_t i = 0; i < tmpl_len && o + 1 < cap; i++) {
-        if (i + 3 <= tmpl_len && strncmp(tmpl + i, "{n}", 3) == 0) {
-            int w = snprintf(out + o, cap - o, "%ld", n);
-            if (w > 0)
-                o += (size_t)w < cap - o ? (size_t)w : cap - o - 1;
-            i += 2;
-        } else {
-            out[o++] = tmpl[i];
-        }
-    }
-    return o;
-}
-
 static uint8_t payload_file[48 * 1024];
 static char payload[48 * 1024];
 
@@ -231,9 +214,9 @@ static int run_pub(const cli_args *a)
     while (st == TETHER_OK && sent < count) {
         tether_mqtt_publish m = {.topic = topic, .topic_len = strlen(topic), .qos = (uint8_t)qos};
         m.payload = (const uint8_t *)payload;
-        m.payload_len = cli_has(a, "file")
-                            ? tmpl_len
-                            : make_payload(tmpl, tmpl_len, sent + 1, payload, sizeof payload);
+        m.payload_len = cli_has(a, "file") ? tmpl_len
+                                           : cli_expand_template(tmpl, tmpl_len, sent + 1, payload,
+                                                                 sizeof payload);
         if (cli_has(a, "file"))
             m.payload = payload_file;
         st = tether_mqtt_client_publish(&s.mqtt, &m, NULL);

@@ -279,3 +279,20 @@ void cli_print_tls_summary(FILE *f, const cli_tls *c)
             c->version ? c->version : "none", c->suite ? c->suite : "none", hs.peak,
             c->handshake_peak, c->connected_heap, b.profile, b.in_content_len, b.out_content_len);
 }
+
+/* Replaces each "{n}" of the template with the number. */
+size_t cli_expand_template(const char *tmpl, size_t tmpl_len, long n, char *out, size_t cap)
+{
+    size_t o = 0;
+    for (size_t i = 0; i < tmpl_len && o + 1 < cap; i++) {
+        if (i + 3 <= tmpl_len && strncmp(tmpl + i, "{n}", 3) == 0) {
+            int w = snprintf(out + o, cap - o, "%ld", n);
+            if (w > 0)
+                o += (size_t)w < cap - o ? (size_t)w : cap - o - 1;
+            i += 2;
+        } else {
+            out[o++] = tmpl[i];
+        }
+    }
+    return o;
+}

@@ -604,10 +604,8 @@ int cmd_device(int argc, char **argv)
         if (row == NULL) {
             rc = fail("no device '%s' (devices appear when DPS assigns them)", pos[0]);
         } else {
-            cJSON *c = cJSON_GetObjectItem(row, "connected");
             cJSON_ReplaceItemInObject(row, "connected",
                                       cJSON_CreateBool(tc_row_int(row, "connected", 0) != 0));
-            (void)c;
             if (json) {
                 print_json(row);
             } else {

@@ -34,15 +34,14 @@ static void copy_view(char *dst, size_t cap, tether_view v)
     dst[n] = 0;
 }
 
-static uint64_t elapsed(const tether_dps_session *s, uint64_t start)
+static uint64_t elapsed(uint64_t start)
 {
-    (void)s;
     return tether_port_now_ms() - start;
 }
 
 static void report(tether_dps_session *s, tether_dps_progress *p, uint64_t start)
 {
-    p->elapsed_ms = elapsed(s, start);
+    p->elapsed_ms = elapsed(start);
     if (p->operation_id == NULL)
         p->operation_id = s->result->operation_id;
     if (s->cfg->on_progress)
@@ -351,6 +350,6 @@ tether_status tether_dps_register(tether_dps_session *s, tether_tls *tls,
         tether_mqtt_client_disconnect(&s->mqtt);
         tether_tls_close(tls);
     }
-    result->elapsed_ms = elapsed(s, start);
+    result->elapsed_ms = elapsed(start);
     return st;
 }
