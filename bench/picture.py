@@ -3,6 +3,8 @@ Runs regtrace-<profile> (x86-64 and, when built, armhf under qemu-arm) against t
 and writes bench/heap.svg directly (no gnuplot)."""
 import json
 import os
+import re
+import shutil
 import subprocess
 from pathlib import Path
 from xml.sax.saxutils import escape
@@ -77,13 +79,30 @@ def svg(timeline, path):
     Path(path).write_text("\n".join(o) + "\n")
 
 
-LEVERS = ["ecp-window", "sha256-only", "all"]
+LEVERS = ["window-4", "window-3", "cbc", "fp-off", "sha256-only"]
+
+
+def instructions(build, cloud, name, work):
+    """Instructions of one whole registration (process start to exit) by the x86-64 build of
+    the same configuration, counted by valgrind callgrind: what a lever costs in time, as a
+    figure that does not move with the machine's load. None without valgrind."""
+    exe = build / "host" / f"regtrace-{name}"
+    if not exe.exists() or shutil.which("valgrind") is None:
+        return None
+    reg_id = f"bench-lever-{name}-x86"
+    cert, key = cloud.device(reg_id, "ec-p256")
+    p = subprocess.run(["valgrind", "--tool=callgrind", f"--callgrind-out-file={work}/cg.{name}",
+                        str(exe), "localhost", str(cloud.port), "127.0.0.1", cloud.scope, reg_id,
+                        str(cloud.ca), str(cert), str(key)],
+                       capture_output=True, text=True, timeout=600)
+    m = re.search(r"Collected : (\d+)", p.stderr)
+    return int(m.group(1)) if m and p.returncode == 0 else None
 
 
 def levers(build, work, cloud, log):
     """The minimal profile with each lever of bench/config/lever-*.h: registration heap peak and
     heap while connected (after Finished), on armhf when built, else x86-64."""
-    arch = "armhf" if (build / "armhf" / "regtrace-minimal-all").exists() else "host"
+    arch = "armhf" if (build / "armhf" / "regtrace-minimal-window-4").exists() else "host"
     rows = []
     for name in ["minimal"] + [f"minimal-{l}" for l in LEVERS]:
         exe = build / arch / f"regtrace-{name}"
@@ -106,5 +125,6 @@ def levers(build, work, cloud, log):
                      "connected": fin[-1]["in_use"] if fin else None,
                      "credentials": next((s["in_use"] for s in steps
                                           if s["step"] == "credentials parsed"), None)})
+        rows[-1]["instructions"] = instructions(build, cloud, name, work)
         log(f"  lever {name} ({arch}): {rows[-1]}")
     return {"arch": "armhf" if arch == "armhf" else "x86_64", "rows": rows}

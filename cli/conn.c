@@ -26,13 +26,14 @@ const cli_option cli_tls_options[] = {
     {NULL, NULL, NULL},
 };
 
-/* Credentials are read into buffers of the command; the library never touches files. */
+/* Credentials are read into buffers of the command; the library never touches files, and it
+ * keeps referring to these buffers (it parses them at each handshake), so they are static. */
 #define FILE_CAP (64 * 1024)
 static uint8_t ca_buf[FILE_CAP], cert_buf[FILE_CAP], key_buf[FILE_CAP];
 
-static int load(const char *what, const char *path, uint8_t *buf, size_t *len)
+static int load_into(const char *what, const char *path, uint8_t *buf, size_t cap, size_t *len)
 {
-    tether_status st = tether_port_read_file(path, buf, FILE_CAP, len);
+    tether_status st = cap > 1 ? tether_port_read_file(path, buf, cap, len) : TETHER_FILE_TOO_LARGE;
     if (st == TETHER_OK) {
         *len += 1; /* mbedTLS wants the NUL of PEM text counted. */
         return -1;
@@ -40,6 +41,11 @@ static int load(const char *what, const char *path, uint8_t *buf, size_t *len)
     fprintf(stderr, "error %s reading the %s file %s\n  %s\n  fix: %s\n", tether_status_name(st),
             what, path, tether_status_message(st), tether_status_hint(st));
     return CLI_EXIT_FAILED;
+}
+
+static int load(const char *what, const char *path, uint8_t *buf, size_t *len)
+{
+    return load_into(what, path, buf, FILE_CAP, len);
 }
 
 static void report_setup_failure(const cli_tls *c, tether_status st, const char *what,
@@ -122,13 +128,15 @@ int cli_tls_setup_heap(cli_tls *c, const cli_args *a, const char *default_host, 
         fprintf(stderr, "warning: --insecure: the server is NOT verified; anyone on the path can "
                         "read and change this connection\n");
 
+    size_t ca_used = 0; /* Each CA file after the previous one: the library keeps them all. */
     for (size_t i = 0; i < cli_count(a, "cafile"); i++) {
         const char *path = cli_get_nth(a, "cafile", i);
         size_t len;
-        int rc = load("CA", path, ca_buf, &len);
+        int rc = load_into("CA", path, ca_buf + ca_used, FILE_CAP - ca_used, &len);
         if (rc >= 0)
             return rc;
-        st = tether_tls_add_trust(&c->tls, ca_buf, len);
+        st = tether_tls_add_trust(&c->tls, ca_buf + ca_used, len);
+        ca_used += len;
         if (st != TETHER_OK) {
             report_setup_failure(c, st, "the CA file", path);
             return CLI_EXIT_FAILED;

@@ -8,6 +8,14 @@
  * as memory buffers (PEM, NUL-terminated with the NUL counted in the length, or DER), so a
  * device can keep them in flash; tether_port_read_file() loads them on a host.
  *
+ * Credentials are referenced, not copied: the buffers given to tether_tls_add_trust() and
+ * tether_tls_set_identity() (and the key password) must stay valid and unchanged until
+ * tether_tls_free(). Each handshake parses what it needs when it needs it and frees it as
+ * soon as it is done with it: the trust store only around the server-certificate check, the
+ * device's chain and key only from the client-certificate step to the end of the handshake.
+ * So the heap of a connection holds no parsed certificate or key, and the handshake's peak
+ * holds only one of the two.
+ *
  * Every failure fills a ::tether_tls_diag: the tether status, the raw mbedTLS code (split into
  * its high- and low-level parts), the handshake stage, the TLS alert received, verify flags,
  * byte counts, and the heap in use and at peak, so that a message can give the cause and the
@@ -110,6 +118,17 @@ typedef struct tether_tls_options {
     void *on_stage_context;
 } tether_tls_options;
 
+#ifndef TETHER_TLS_MAX_TRUST
+/** How many buffers tether_tls_add_trust() accepts (each may hold several PEM roots). */
+#define TETHER_TLS_MAX_TRUST 4
+#endif
+
+/** Where a credential lives: the caller's memory (flash on a device). */
+typedef struct tether_tls_source {
+    const uint8_t *data;
+    size_t len;
+} tether_tls_source;
+
 /** A TLS client connection and its credentials. Treat the fields as private. */
 typedef struct tether_tls {
     mbedtls_ssl_context ssl;
@@ -122,8 +141,17 @@ typedef struct tether_tls {
     tether_socket sock;
     tether_tls_options opts;
     tether_tls_diag diag;
+    tether_tls_source trust_src[TETHER_TLS_MAX_TRUST];
+    size_t trust_count;
+    tether_tls_source chain_src;
+    tether_tls_source key_src;
+    const char *key_password;
+    size_t certificate_message_size;
+    uint8_t identity_sha256[32];
     bool has_trust;
     bool has_identity;
+    bool trust_parsed;    /* tls->trust holds the parsed roots (during the handshake only). */
+    bool identity_parsed; /* tls->chain and tls->key hold the parsed identity (idem). */
     bool ssl_ready;
     bool connected;
     uint64_t deadline_ms;
@@ -159,14 +187,19 @@ TETHER_MUST_USE tether_status tether_tls_init(tether_tls *tls);
 
 /**
  * Adds root certificates to the trust store: PEM (NUL counted in @p len; several certs may
- * follow each other) or DER. May be called several times.
- * @return TETHER_OK if at least one certificate was added, else TETHER_TLS_CA_PARSE_FAILED.
+ * follow each other) or DER. May be called up to ::TETHER_TLS_MAX_TRUST times. The buffer is
+ * checked now (parsed, then freed) and referenced: it must outlive @p tls.
+ * @return TETHER_OK if at least one certificate was found, else TETHER_TLS_CA_PARSE_FAILED
+ *         (TETHER_TLS_ALLOC_FAILED when the heap refused; TETHER_INVALID_ARGUMENT past
+ *         ::TETHER_TLS_MAX_TRUST buffers).
  */
 TETHER_MUST_USE tether_status tether_tls_add_trust(tether_tls *tls, const uint8_t *data,
                                                    size_t len);
 
 /**
- * Sets the client certificate chain (leaf first) and its private key.
+ * Sets the client certificate chain (leaf first) and its private key. Both are checked now
+ * (parsed, the key matched to the leaf, then freed) and referenced: @p chain, @p key and
+ * @p password must outlive @p tls.
  * @param password for an encrypted key, NULL otherwise.
  * @return TETHER_TLS_CERT_PARSE_FAILED, TETHER_TLS_KEY_PARSE_FAILED,
  *         TETHER_TLS_KEY_PASSWORD_REQUIRED, TETHER_TLS_KEY_PASSWORD_WRONG or

@@ -66,6 +66,13 @@ static const status_entry table[] = {
     [TETHER_TLS_KEY_PASSWORD_WRONG] = {"TLS_KEY_PASSWORD_WRONG",
                                        "the password does not decrypt the private key",
                                        "check the password given with --key-password"},
+    [TETHER_TLS_KEY_ENCRYPTED_UNSUPPORTED] =
+        {"TLS_KEY_ENCRYPTED_UNSUPPORTED",
+         "the private key is encrypted in a way this build cannot decrypt (the minimal "
+         "profile has no AES-CBC)",
+         "decrypt it once on a host (openssl pkey -in key.pem -out clear.pem) and protect the "
+         "clear key with flash encryption or a secure element, or use the tight, esp-idf or "
+         "desktop profile"},
     [TETHER_TLS_KEY_MISMATCH] = {"TLS_KEY_MISMATCH",
                                  "the private key does not belong to the certificate",
                                  "give the key that was made with this certificate"},
@@ -133,6 +140,12 @@ static const status_entry table[] = {
                                      "the server sent a TLS record larger than the input buffer",
                                      "the server ignored fragment-length negotiation; use a "
                                      "profile with a 16 KB input buffer (esp-idf, desktop)"},
+    [TETHER_TLS_HANDSHAKE_MESSAGE_TOO_LARGE] =
+        {"TLS_HANDSHAKE_MESSAGE_TOO_LARGE",
+         "a handshake message from the server (usually its certificate chain) does not fit the "
+         "TLS input buffer",
+         "use a profile with a larger input buffer (tight: 4 KB, esp-idf: 16 KB), or have the "
+         "server send a shorter chain (EC keys, no root)"},
     [TETHER_TLS_FRAGMENT_LENGTH_REFUSED] = {"TLS_FRAGMENT_LENGTH_REFUSED",
                                             "the server did not accept the requested maximum "
                                             "fragment length",

@@ -12,6 +12,7 @@
 
 #include "mbedtls/error.h"
 #include "mbedtls/net_sockets.h"
+#include "mbedtls/pem.h"
 #include "mbedtls/platform.h"
 #include "mbedtls/sha256.h"
 #include "mbedtls/version.h"
@@ -134,19 +135,67 @@ tether_status tether_tls_init(tether_tls *tls)
     return TETHER_OK;
 }
 
+/* The trust store, parsed from the caller's buffers. Returns mbedTLS's code (0 = parsed). */
+static int parse_trust(tether_tls *tls)
+{
+    int ret = 0;
+    for (size_t i = 0; i < tls->trust_count && ret >= 0; i++)
+        ret = mbedtls_x509_crt_parse(&tls->trust, tls->trust_src[i].data, tls->trust_src[i].len);
+    /* A positive return counts certificates that failed while others parsed. */
+    if (ret >= 0 && tls->trust.raw.len == 0)
+        ret = MBEDTLS_ERR_X509_INVALID_FORMAT;
+    tls->trust_parsed = true;
+    return ret < 0 ? ret : 0;
+}
+
+static void release_trust(tether_tls *tls)
+{
+    if (!tls->trust_parsed)
+        return;
+    mbedtls_x509_crt_free(&tls->trust);
+    mbedtls_x509_crt_init(&tls->trust);
+    tls->trust_parsed = false;
+}
+
+static void release_identity(tether_tls *tls)
+{
+    if (!tls->identity_parsed)
+        return;
+    mbedtls_x509_crt_free(&tls->chain);
+    mbedtls_x509_crt_init(&tls->chain);
+    mbedtls_pk_free(&tls->key);
+    mbedtls_pk_init(&tls->key);
+    tls->identity_parsed = false;
+}
+
+static void set_parse_failure(tether_tls *tls, tether_status st, int ret)
+{
+    tls->diag.status = st;
+    tls->diag.mbedtls_code = ret < 0 ? ret : 0;
+    tether_mbedtls_split(tls->diag.mbedtls_code, &tls->diag.mbedtls_high, &tls->diag.mbedtls_low);
+}
+
 tether_status tether_tls_add_trust(tether_tls *tls, const uint8_t *data, size_t len)
 {
-    if (tls == NULL || data == NULL || len == 0)
+    if (tls == NULL || data == NULL || len == 0 || tls->trust_count == TETHER_TLS_MAX_TRUST)
         return TETHER_INVALID_ARGUMENT;
     clear_diag(tls);
+    /* Checked alone, so that a bad buffer is named when it is given, not at the handshake. */
+    release_trust(tls);
     int ret = mbedtls_x509_crt_parse(&tls->trust, data, len);
     /* A positive return counts certificates that failed while others parsed. */
-    if (ret < 0 || tls->trust.raw.len == 0) {
-        tls->diag.mbedtls_code = ret < 0 ? ret : 0;
-        tether_mbedtls_split(ret, &tls->diag.mbedtls_high, &tls->diag.mbedtls_low);
-        tls->diag.status = TETHER_TLS_CA_PARSE_FAILED;
-        return TETHER_TLS_CA_PARSE_FAILED;
+    if (ret >= 0 && tls->trust.raw.len == 0)
+        ret = MBEDTLS_ERR_X509_INVALID_FORMAT;
+    tls->trust_parsed = true;
+    release_trust(tls);
+    if (ret < 0) {
+        set_parse_failure(tls,
+                          tether_mbedtls_is_alloc_failure(ret) ? TETHER_TLS_ALLOC_FAILED
+                                                               : TETHER_TLS_CA_PARSE_FAILED,
+                          ret);
+        return tls->diag.status;
     }
+    tls->trust_src[tls->trust_count++] = (tether_tls_source){data, len};
     tls->has_trust = true;
     return TETHER_OK;
 }
@@ -158,10 +207,47 @@ static tether_status key_status(int ret)
         return TETHER_TLS_KEY_PASSWORD_REQUIRED;
     case MBEDTLS_ERR_PK_PASSWORD_MISMATCH:
         return TETHER_TLS_KEY_PASSWORD_WRONG;
+    case MBEDTLS_ERR_PEM_FEATURE_UNAVAILABLE: /* "Proc-Type: 4,ENCRYPTED" without AES-CBC */
+        return TETHER_TLS_KEY_ENCRYPTED_UNSUPPORTED;
     default:
         return tether_mbedtls_is_alloc_failure(ret) ? TETHER_TLS_ALLOC_FAILED
                                                     : TETHER_TLS_KEY_PARSE_FAILED;
     }
+}
+
+static bool contains(const uint8_t *data, size_t len, const char *word)
+{
+    size_t n = strlen(word);
+    for (size_t i = 0; i + n <= len; i++)
+        if (memcmp(data + i, word, n) == 0)
+            return true;
+    return false;
+}
+
+/* The device's chain and key, parsed from the caller's buffers. On failure *st says which. */
+static int parse_identity(tether_tls *tls, tether_status *st)
+{
+    tls->identity_parsed = true;
+    *st = TETHER_OK;
+    int ret = mbedtls_x509_crt_parse(&tls->chain, tls->chain_src.data, tls->chain_src.len);
+    if (ret < 0 || tls->chain.raw.len == 0) {
+        *st = tether_mbedtls_is_alloc_failure(ret) ? TETHER_TLS_ALLOC_FAILED
+                                                   : TETHER_TLS_CERT_PARSE_FAILED;
+        return ret < 0 ? ret : MBEDTLS_ERR_X509_INVALID_FORMAT;
+    }
+    const char *password = tls->key_password;
+    ret = mbedtls_pk_parse_key(&tls->key, tls->key_src.data, tls->key_src.len,
+                               (const unsigned char *)password, password ? strlen(password) : 0,
+                               mbedtls_ctr_drbg_random, &tls->drbg);
+    if (ret != 0)
+        *st = key_status(ret);
+    /* An encrypted PKCS#8 key whose cipher is not in this build says only "unavailable
+     * feature"; name the real cause when the key says it is encrypted (or came with a
+     * password). */
+    if (ret == MBEDTLS_ERR_PK_FEATURE_UNAVAILABLE &&
+        (password != NULL || contains(tls->key_src.data, tls->key_src.len, "ENCRYPTED")))
+        *st = TETHER_TLS_KEY_ENCRYPTED_UNSUPPORTED;
+    return ret;
 }
 
 tether_status tether_tls_set_identity(tether_tls *tls, const uint8_t *chain, size_t chain_len,
@@ -170,37 +256,32 @@ tether_status tether_tls_set_identity(tether_tls *tls, const uint8_t *chain, siz
     if (tls == NULL || chain == NULL || chain_len == 0 || key == NULL || key_len == 0)
         return TETHER_INVALID_ARGUMENT;
     clear_diag(tls);
-    mbedtls_x509_crt_free(&tls->chain);
-    mbedtls_x509_crt_init(&tls->chain);
-    mbedtls_pk_free(&tls->key);
-    mbedtls_pk_init(&tls->key);
+    release_identity(tls);
     tls->has_identity = false;
+    tls->chain_src = (tether_tls_source){chain, chain_len};
+    tls->key_src = (tether_tls_source){key, key_len};
+    tls->key_password = password;
 
-    tether_status st = TETHER_OK;
-    int ret = mbedtls_x509_crt_parse(&tls->chain, chain, chain_len);
-    if (ret < 0 || tls->chain.raw.len == 0) {
-        st = tether_mbedtls_is_alloc_failure(ret) ? TETHER_TLS_ALLOC_FAILED
-                                                  : TETHER_TLS_CERT_PARSE_FAILED;
-    } else {
-        const unsigned char *pwd = (const unsigned char *)password;
-        size_t pwd_len = password ? strlen(password) : 0;
-        ret = mbedtls_pk_parse_key(&tls->key, key, key_len, pwd, pwd_len, mbedtls_ctr_drbg_random,
-                                   &tls->drbg);
-        if (ret != 0) {
-            st = key_status(ret);
-        } else {
-            ret = mbedtls_pk_check_pair(&tls->chain.pk, &tls->key, mbedtls_ctr_drbg_random,
-                                        &tls->drbg);
-            if (ret != 0)
-                st = tether_mbedtls_is_alloc_failure(ret) ? TETHER_TLS_ALLOC_FAILED
-                                                          : TETHER_TLS_KEY_MISMATCH;
-        }
+    tether_status st;
+    int ret = parse_identity(tls, &st);
+    if (st == TETHER_OK) {
+        ret = mbedtls_pk_check_pair(&tls->chain.pk, &tls->key, mbedtls_ctr_drbg_random, &tls->drbg);
+        if (ret != 0)
+            st = tether_mbedtls_is_alloc_failure(ret) ? TETHER_TLS_ALLOC_FAILED
+                                                      : TETHER_TLS_KEY_MISMATCH;
     }
+    if (st == TETHER_OK) {
+        /* Handshake header (4) + list length (3) + per certificate a 3-byte length and the
+         * DER; the arithmetic mbedtls_ssl_write_certificate() checks against OUT_CONTENT_LEN. */
+        size_t size = 7;
+        for (const mbedtls_x509_crt *c = &tls->chain; c != NULL && c->raw.len > 0; c = c->next)
+            size += 3 + c->raw.len;
+        tls->certificate_message_size = size;
+        tether_sha256(tls->chain.raw.p, tls->chain.raw.len, tls->identity_sha256);
+    }
+    release_identity(tls);
     if (st != TETHER_OK) {
-        tls->diag.status = st;
-        tls->diag.mbedtls_code = ret < 0 ? ret : 0;
-        tether_mbedtls_split(tls->diag.mbedtls_code, &tls->diag.mbedtls_high,
-                             &tls->diag.mbedtls_low);
+        set_parse_failure(tls, st, ret);
         return st;
     }
     tls->has_identity = true;
@@ -209,14 +290,7 @@ tether_status tether_tls_set_identity(tether_tls *tls, const uint8_t *chain, siz
 
 size_t tether_tls_certificate_message_size(const tether_tls *tls)
 {
-    if (tls == NULL || !tls->has_identity)
-        return 0;
-    /* Handshake header (4) + list length (3) + per certificate a 3-byte length and the DER;
-     * the same arithmetic mbedtls_ssl_write_certificate() checks against OUT_CONTENT_LEN. */
-    size_t size = 7;
-    for (const mbedtls_x509_crt *c = &tls->chain; c != NULL && c->raw.len > 0; c = c->next)
-        size += 3 + c->raw.len;
-    return size;
+    return tls != NULL && tls->has_identity ? tls->certificate_message_size : 0;
 }
 
 void tether_sha256(const void *data, size_t len, uint8_t out[32])
@@ -229,7 +303,7 @@ tether_status tether_tls_identity_sha256(const tether_tls *tls, uint8_t out[32])
 {
     if (tls == NULL || out == NULL || !tls->has_identity)
         return TETHER_INVALID_ARGUMENT;
-    tether_sha256(tls->chain.raw.p, tls->chain.raw.len, out);
+    memcpy(out, tls->identity_sha256, 32);
     return TETHER_OK;
 }
 
@@ -426,11 +500,6 @@ static int configure(tether_tls *tls)
         mbedtls_ssl_conf_ca_chain(&tls->conf, &tls->trust, NULL);
         mbedtls_ssl_conf_verify(&tls->conf, verify_cb, tls);
     }
-    if (tls->has_identity) {
-        ret = mbedtls_ssl_conf_own_cert(&tls->conf, &tls->chain, &tls->key);
-        if (ret != 0)
-            return ret;
-    }
     uint16_t mfl = tls->opts.max_fragment ? tls->opts.max_fragment : (uint16_t)TETHER_MFL_DEFAULT;
     if (mfl != 0 && mfl != TETHER_TLS_MAX_FRAGMENT_NONE) {
         ret = mbedtls_ssl_conf_max_frag_len(&tls->conf, (unsigned char)max_frag_code(mfl));
@@ -438,6 +507,34 @@ static int configure(tether_tls *tls)
             return ret;
     }
     return 0;
+}
+
+/* Parses a credential just before the handshake state that reads it: the roots for the
+ * server's certificate, the device's chain and key for its own Certificate message (the key
+ * signs CertificateVerify two states later). Returns mbedTLS's code; on a parse failure the
+ * diag already names it. */
+static int credentials_for(tether_tls *tls, int state)
+{
+    int ret = 0;
+    if (state == MBEDTLS_SSL_SERVER_CERTIFICATE && !tls->opts.insecure && !tls->trust_parsed) {
+        ret = parse_trust(tls);
+        if (ret != 0)
+            set_parse_failure(tls,
+                              tether_mbedtls_is_alloc_failure(ret) ? TETHER_TLS_ALLOC_FAILED
+                                                                   : TETHER_TLS_CA_PARSE_FAILED,
+                              ret);
+    } else if (state == MBEDTLS_SSL_CLIENT_CERTIFICATE && tls->has_identity &&
+               !tls->identity_parsed) {
+        tether_status st;
+        ret = parse_identity(tls, &st);
+        if (ret == 0)
+            ret = mbedtls_ssl_conf_own_cert(&tls->conf, &tls->chain, &tls->key);
+        else
+            set_parse_failure(tls, st, ret);
+    }
+    if (ret != 0)
+        heap_into_diag(tls);
+    return ret;
 }
 
 tether_status tether_tls_connect(tether_tls *tls, const tether_tls_options *opts)
@@ -495,7 +592,16 @@ tether_status tether_tls_connect(tether_tls *tls, const tether_tls_options *opts
 
     tls->deadline_ms = tether_port_now_ms() + opts->handshake_timeout_ms;
     while (!mbedtls_ssl_is_handshake_over(&tls->ssl)) {
+        int state = tls->ssl.state;
+        ret = credentials_for(tls, state);
+        if (ret != 0) {
+            tls->diag.stage = stage_of_state(state);
+            return tls->diag.status != TETHER_OK ? tls->diag.status : tether_tls_fail(tls, ret);
+        }
         ret = mbedtls_ssl_handshake_step(&tls->ssl);
+        /* The server's chain is verified within this one state: the roots are done with. */
+        if (ret == 0 && state == MBEDTLS_SSL_SERVER_CERTIFICATE && tls->ssl.state != state)
+            release_trust(tls);
         tether_tls_stage now = stage_of_state(tls->ssl.state);
         if (ret == MBEDTLS_ERR_SSL_WANT_READ || ret == MBEDTLS_ERR_SSL_WANT_WRITE) {
             if (tether_port_now_ms() >= tls->deadline_ms) {
@@ -514,6 +620,8 @@ tether_status tether_tls_connect(tether_tls *tls, const tether_tls_options *opts
         if (now > tls->diag.stage && tls->ssl.out_left == 0)
             report_stages(tls, tls->diag.stage, now);
     }
+    release_identity(tls);
+    release_trust(tls);
     tls->connected = true;
     tls->deadline_ms = 0;
     report_stages(tls, tls->diag.stage, TETHER_TLS_STAGE_CONNECTED);
@@ -574,6 +682,8 @@ void tether_tls_close(tether_tls *tls)
     if (tls->connected)
         (void)mbedtls_ssl_close_notify(&tls->ssl);
     tls->connected = false;
+    release_identity(tls);
+    release_trust(tls);
     if (tls->ssl_ready) {
         /* Free the record buffers between connections: a device gets that heap back. */
         mbedtls_ssl_free(&tls->ssl);
@@ -589,9 +699,6 @@ void tether_tls_free(tether_tls *tls)
         return;
     tether_tls_close(tls);
     mbedtls_ssl_config_free(&tls->conf);
-    mbedtls_x509_crt_free(&tls->trust);
-    mbedtls_x509_crt_free(&tls->chain);
-    mbedtls_pk_free(&tls->key);
     mbedtls_ctr_drbg_free(&tls->drbg);
     mbedtls_entropy_free(&tls->entropy);
 #if defined(MBEDTLS_PSA_CRYPTO_C)
@@ -728,10 +835,20 @@ tether_status tether_tls_fail(tether_tls *tls, int ret)
         if (d->alert < 0)
             d->alert = tls->ssl.in_msg != NULL ? tls->ssl.in_msg[1] : -1;
         st = alert_status(tls, d->alert);
-    } else if (high == MBEDTLS_ERR_SSL_INVALID_RECORD &&
+    } else if ((high == MBEDTLS_ERR_SSL_INVALID_RECORD || high == MBEDTLS_ERR_SSL_BAD_INPUT_DATA) &&
                tls->last_record_len > MBEDTLS_SSL_IN_CONTENT_LEN) {
+        /* INVALID_RECORD, or BAD_INPUT_DATA when the record would not even fit the buffer's
+         * slack: either way the record header said more than the buffer holds. */
         st = TETHER_TLS_RECORD_TOO_LARGE;
         d->needed = tls->last_record_len;
+        d->available = MBEDTLS_SSL_IN_CONTENT_LEN;
+    } else if (in_handshake && tls->ssl.in_hslen > MBEDTLS_SSL_IN_CONTENT_LEN &&
+               (high == MBEDTLS_ERR_SSL_BAD_INPUT_DATA ||
+                ret == MBEDTLS_ERR_ERROR_CORRUPTION_DETECTED)) {
+        /* mbedTLS re-assembles a handshake message sent over several records in its input
+         * buffer, and says only "bad input data" when the message cannot fit. */
+        st = TETHER_TLS_HANDSHAKE_MESSAGE_TOO_LARGE;
+        d->needed = tls->ssl.in_hslen;
         d->available = MBEDTLS_SSL_IN_CONTENT_LEN;
     } else if (high == MBEDTLS_ERR_SSL_CONN_EOF || ret == MBEDTLS_ERR_NET_CONN_RESET) {
         st = in_handshake                        ? TETHER_TLS_PEER_CLOSED_IN_HANDSHAKE

@@ -286,6 +286,13 @@ void tether_tls_describe(const tether_tls_diag *d, char *buf, size_t len)
             d->available);
         add(&t, "  fix: %s\n", tether_status_hint(d->status));
         break;
+    case TETHER_TLS_HANDSHAKE_MESSAGE_TOO_LARGE:
+        add(&t,
+            "  the server's handshake message (its certificate chain, at this stage) is %zu "
+            "bytes; this build's input buffer holds %zu\n",
+            d->needed, d->available);
+        add(&t, "  fix: %s\n", tether_status_hint(d->status));
+        break;
     default:
         if (d->status != TETHER_OK)
             add(&t, "  fix: %s\n", tether_status_hint(d->status));

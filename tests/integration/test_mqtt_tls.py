@@ -190,11 +190,12 @@ def test_ipv6_loopback(make_broker, pki, dev):
 
 
 def test_large_server_chain_needs_fragment_length_on_small_profiles(make_broker, pki, dev, tmp_path):
-    """A 2 KB input buffer takes a 4 KB server chain only when the server is asked for small
-    records; without the request the failure names both sizes."""
-    minimal = TETHER.parent / "tether-minimal"
-    if not minimal.exists():
-        pytest.skip("tether-minimal not built")
+    """A server chain larger than one 2 KB record: tight (4 KB input buffer) takes it only when
+    the server is asked for small records, and re-assembles it; minimal (2 KB) cannot hold the
+    message at all. Each failure names both sizes."""
+    tight, minimal = TETHER.parent / "tether-tight", TETHER.parent / "tether-minimal"
+    if not tight.exists() or not minimal.exists():
+        pytest.skip("tether-tight or tether-minimal not built")
     inter = pki.ca("srv-int", "server intermediate", kind="rsa4096",
                    issuer=(pki.root_key, pki.root))
     key, crt = pki.leaf("big-server", "localhost", inter[0], inter[1], kind="rsa4096",
@@ -204,11 +205,19 @@ def test_large_server_chain_needs_fragment_length_on_small_profiles(make_broker,
     broker = make_broker(cert=chain, key=key)
     args = ["mqtt", "pub", *map(str, tls_args(broker, pki, dev)), "--topic", "t/mfl",
             "--message", "x", "--json"]
-    ok = subprocess.run([str(minimal), *args], capture_output=True, text=True, timeout=60)
+    ok = subprocess.run([str(tight), *args], capture_output=True, text=True, timeout=60)
     assert ok.returncode == 0, ok.stdout + ok.stderr
+
+    small = subprocess.run([str(minimal), *args], capture_output=True, text=True, timeout=60)
+    assert small.returncode == 1
+    r = json.loads(small.stdout)
+    assert r["status"] == "TLS_HANDSHAKE_MESSAGE_TOO_LARGE", r
+    assert r["stage_name"] == "server certificate"
+    assert r["available"] == 2048 and r["needed"] > 2048
+
     bad = subprocess.run([str(minimal), *args, "--max-fragment", "none"], capture_output=True,
                          text=True, timeout=60)
     assert bad.returncode == 1
     r = json.loads(bad.stdout)
-    assert r["status"] == "TLS_RECORD_TOO_LARGE"
+    assert r["status"] == "TLS_RECORD_TOO_LARGE", json.dumps(r)
     assert r["available"] == 2048 and r["needed"] > 2048

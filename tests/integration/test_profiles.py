@@ -1,6 +1,7 @@
 """Every mbedTLS profile completes a mutually authenticated handshake with Mosquitto, and the
 heap it needs follows its buffer sizes (build with -DTETHER_ALL_PROFILES=ON)."""
 import json
+import subprocess
 
 import pytest
 
@@ -56,3 +57,36 @@ def test_desktop_tls13_with_an_rsa_device_key(broker, pki):
     """TLS 1.3 signs CertificateVerify with RSA-PSS: the profile must offer it."""
     s = pub_json("desktop", broker, pki, pki.device("profile-rsa", kind="rsa2048"))
     assert s["status"] == "OK" and s["tls_version"] == "TLSv1.3"
+
+
+def test_connected_heap_holds_no_credentials(broker, pki, dev):
+    """The device's chain and key and the trust store are parsed for the handshake and freed
+    after it: once connected, an RSA-4096 identity costs no more heap than an EC P-256 one."""
+    rsa = pki.device("profile-rsa4096", kind="rsa4096")
+    for profile in ("esp-idf", "minimal"):
+        ec_s, rsa_s = pub_json(profile, broker, pki, dev), pub_json(profile, broker, pki, rsa)
+        assert ec_s["status"] == rsa_s["status"] == "OK"
+        assert rsa_s["handshake_heap_peak"] > ec_s["handshake_heap_peak"]
+        assert rsa_s["heap_connected"] == ec_s["heap_connected"], (profile, ec_s, rsa_s)
+
+
+@pytest.mark.parametrize("form", ["legacy-pem", "pkcs8"])
+def test_minimal_names_a_key_it_cannot_decrypt(broker, pki, form):
+    """minimal has AES-GCM suites only, so no AES-CBC to decrypt a password-protected key;
+    tight has CBC and uses the same key."""
+    key, crt = pki.device(f"locked-{form}")
+    locked = pki.dir / f"locked-{form}.enc.key"
+    if form == "legacy-pem":
+        run("openssl", "ec", "-in", key, "-aes128", "-passout", "pass:s3cret", "-out", locked)
+    else:
+        run("openssl", "pkcs8", "-topk8", "-v2", "aes-256-cbc", "-in", key, "-passout",
+            "pass:s3cret", "-out", locked)
+    s = pub_json("tight", broker, pki, (locked, crt), "--key-password", "s3cret")
+    assert s["status"] == "OK"
+    args = [binary("minimal"), "mqtt", "pub", "--host", "localhost", "--port", broker.port,
+            "--cafile", pki.root, "--cert", crt, "--key", locked, "--key-password", "s3cret",
+            "--topic", "t/profile", "--message", "x"]
+    p = subprocess.run([str(a) for a in args], capture_output=True, text=True, timeout=60)
+    assert p.returncode == 1
+    assert p.stderr.startswith("error TLS_KEY_ENCRYPTED_UNSUPPORTED"), p.stderr
+    assert "openssl pkey" in p.stderr
