@@ -119,7 +119,8 @@ def levers(build, work, cloud, log):
             rows.append({"config": name, "status": "failed", "detail": p.stderr[-300:]})
             continue
         steps = r["steps"]
-        fin = [s for s in steps if s["step"] == "Finished"]
+        # Connected: the first step after the handshake (its credentials are freed by then).
+        fin = [s for s in steps if s["step"] == "MQTT connected, register sent"][:1]
         rows.append({"config": name, "status": r["status"],
                      "peak": max(s["peak"] for s in steps),
                      "connected": fin[-1]["in_use"] if fin else None,

@@ -14,7 +14,8 @@
 #include "tether/tls.h"
 
 /* Under valgrind massif (host only), BENCH_SNAPSHOT=FILE writes a detailed snapshot of the heap
- * when the first handshake is over: what stays allocated while connected, by allocation site. */
+ * when the first register request is out: what stays allocated while connected, by allocation
+ * site. */
 #if defined(__has_include)
 #if __has_include(<valgrind/valgrind.h>)
 #include <valgrind/valgrind.h>
@@ -50,8 +51,6 @@ static void on_stage(void *context, tether_tls_stage stage, const tether_tls_dia
 {
     (void)context, (void)d;
     point(tether_tls_stage_name(stage));
-    if (stage == TETHER_TLS_STAGE_FINISHED)
-        snapshot_connected();
 }
 
 static void on_progress(void *context, const tether_dps_progress *p)
@@ -61,6 +60,9 @@ static void on_progress(void *context, const tether_dps_progress *p)
                                   "poll sent",      "DPS response",
                                   "waiting",        "connection lost"};
     point(p->event <= TETHER_DPS_EVENT_CONNECTION_LOST ? names[p->event] : "?");
+    /* The handshake is over and its credentials are freed once MQTT runs: what stays. */
+    if (p->event == TETHER_DPS_EVENT_REGISTERING)
+        snapshot_connected();
 }
 
 static uint8_t ca[16384], cert[16384], key[16384];

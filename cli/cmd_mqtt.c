@@ -225,10 +225,15 @@ static int run_pub(const cli_args *a)
         } else if (st == TETHER_OK || (qos == 1 && tether_status_is_transient(st))) {
             /* A QoS 1 message that failed to go out is in the store: it counts as sent. */
             sent++;
-            if (st == TETHER_OK && interval > 0)
-                st = pump(&s, (uint32_t)interval);
-            else if (st == TETHER_OK)
+            if (st == TETHER_OK && interval > 0) {
+                /* The whole interval: a pump returns as soon as a packet was handled. */
+                uint64_t until = tether_port_now_ms() + (uint64_t)interval;
+                for (uint64_t t = tether_port_now_ms(); st == TETHER_OK && t < until;
+                     t = tether_port_now_ms())
+                    st = pump(&s, (uint32_t)(until - t));
+            } else if (st == TETHER_OK) {
                 st = pump(&s, 0);
+            }
         }
         if (st == TETHER_MQTT_PACKET_TOO_LARGE)
             st = TETHER_OK;

@@ -507,6 +507,9 @@ static void on_register(struct tc_session *s, const struct tc_topic *t, const vo
         custom = NULL;
     }
     tc_lower(s->id, reg_lower, sizeof reg_lower);
+    /* One transaction for the registration's reads and writes: one lock and one WAL commit
+     * instead of one per statement. */
+    int in_tx = sqlite3_exec(tc_g.db, "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_OK;
     const char *status = "assigning";
     cJSON *state = allocate(s, reg_lower, custom, &status);
     cJSON_Delete(req);
@@ -531,6 +534,9 @@ static void on_register(struct tc_session *s, const struct tc_topic *t, const vo
                 "ssissi", op_id, reg_lower, now + (int64_t)delay * 1000, status, result_text, now);
     /* Completed operations older than an hour are forgotten. */
     tc_reg_exec(tc_g.db, "DELETE FROM operations WHERE created_ms < ?", "i", now - 3600 * 1000);
+    if (in_tx && sqlite3_exec(tc_g.db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
+        sqlite3_exec(tc_g.db, "ROLLBACK", NULL, NULL, NULL);
+    }
     free(result_text);
 
     cJSON *body = cJSON_CreateObject();

@@ -15,15 +15,24 @@
  * proves it holds the key. The chain the client sent is attached to the leaf certificate
  * (X509 ex_data) so that the plugin, which only gets the leaf from
  * mosquitto_client_certificate(), can verify group enrollments; tether_tls_shim_chain()
- * returns it. Nothing else of mosquitto is changed. */
+ * returns it.
+ *
+ * Also: Mosquitto 2.0 listens with a fixed backlog of 100. A burst of devices connecting at
+ * once (a fleet after an outage, bench/load) overflows it, and the kernel drops the
+ * handshakes' last ACK: those devices wait out TCP retransmissions (1 s, then 3 s...). listen()
+ * is interposed to ask for SOMAXCONN instead (the kernel caps it at net.core.somaxconn).
+ * Nothing else of mosquitto is changed. */
 #include <dlfcn.h>
+#include <errno.h>
 #include <stddef.h>
+#include <sys/socket.h>
 
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 
 STACK_OF(X509) * tether_tls_shim_chain(X509 *leaf);
 void SSL_CTX_set_verify(SSL_CTX *ctx, int mode, SSL_verify_cb callback);
+int listen(int fd, int backlog);
 
 static int chain_index = -1;
 
@@ -94,4 +103,19 @@ void SSL_CTX_set_verify(SSL_CTX *ctx, int mode, SSL_verify_cb callback)
         callback = accept_and_keep_chain;
     }
     real(ctx, mode, callback);
+}
+
+int listen(int fd, int backlog)
+{
+    typedef int (*real_fn)(int, int);
+    static real_fn real = NULL;
+    if (real == NULL) {
+        void *sym = dlsym(RTLD_NEXT, "listen");
+        *(void **)&real = sym;
+    }
+    if (real == NULL) {
+        errno = ENOSYS;
+        return -1;
+    }
+    return real(fd, backlog < SOMAXCONN ? SOMAXCONN : backlog);
 }

@@ -134,26 +134,30 @@ typedef struct tether_hub_stats {
 
 /** The caller-owned session. Treat the fields as private. */
 typedef struct tether_hub_session {
+    /* The small fields first, the big buffers last: fields near the start cost the code
+     * fewer instructions to reach. */
+    tether_tls *tls;
+    const tether_hub_config *cfg;
+    bool connected;
+    uint32_t failures;
+    uint32_t previous_delay;
+    uint32_t rid_counter;
+    tether_hub_identity id;
+    uint64_t renew_at_ms; /* Monotonic time to renew the SAS token; 0 for X.509. */
+    uint64_t retry_at_ms; /* Next connection attempt while disconnected. */
+    tether_hub_stats stats;
+    tether_hub_event event; /* the next event's details */
+    char rid[12];
     tether_mqtt_client mqtt;
-    uint8_t tx[TETHER_HUB_TX_LEN];
-    uint8_t rx[TETHER_HUB_RX_LEN];
-    uint8_t queue[TETHER_HUB_QUEUE_LEN];
-    tether_mqtt_inflight slots[TETHER_HUB_QUEUE_SLOTS];
     char username[512];
     char password[512];
     char topic[512];
     char response[1024];
-    char rid[12];
-    uint32_t rid_counter;
-    tether_tls *tls;
-    const tether_hub_config *cfg;
-    tether_hub_identity id;
-    bool connected;
-    uint64_t renew_at_ms; /* Monotonic time to renew the SAS token; 0 for X.509. */
-    uint64_t retry_at_ms; /* Next connection attempt while disconnected. */
-    uint32_t failures;
-    uint32_t previous_delay;
-    tether_hub_stats stats;
+    tether_mqtt_inflight slots[TETHER_HUB_QUEUE_SLOTS];
+    /* The MQTT client's buffers last: only their start is ever taken. */
+    uint8_t tx[TETHER_HUB_TX_LEN];
+    uint8_t rx[TETHER_HUB_RX_LEN];
+    uint8_t queue[TETHER_HUB_QUEUE_LEN];
 } tether_hub_session;
 
 /** Defaults: port 8883, keep-alive 240 s, token 3600 s, 10 failures, default backoff. */

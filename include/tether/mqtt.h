@@ -88,6 +88,7 @@ typedef struct tether_mqtt_stats {
     uint32_t messages_received;
     uint32_t pings_sent;
     uint32_t packets_discarded; /**< Incoming packets too large for the receive buffer. */
+    uint32_t packets_received;  /**< Incoming packets decoded and handled, of every type. */
 } tether_mqtt_stats;
 
 /** The client. Treat the fields as private. */
@@ -164,7 +165,10 @@ TETHER_MUST_USE tether_status tether_mqtt_client_publish(tether_mqtt_client *cli
                                                          uint16_t *out_packet_id);
 
 /**
- * Receives and dispatches for up to @p timeout_ms, and keeps the link alive.
+ * Receives and dispatches until at least one packet has been handled or @p timeout_ms has
+ * passed (0: one poll), and keeps the link alive. It returns as soon as something arrived, so
+ * a caller waiting for a PUBACK to free a slot can publish again at once; to wait a whole
+ * period, call it in a loop until the period is over.
  * @return TETHER_OK, TETHER_MQTT_PACKET_TOO_LARGE (once per discarded packet),
  *         TETHER_MQTT_KEEPALIVE_TIMEOUT, or a transport or protocol error (then disconnected).
  */

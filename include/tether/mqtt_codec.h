@@ -163,6 +163,18 @@ TETHER_MUST_USE tether_status tether_mqtt_decode(const uint8_t *buf, size_t len,
                                                  tether_mqtt_packet *out, size_t *out_consumed);
 
 /**
+ * The decoder a client needs: as tether_mqtt_decode() for every packet a server sends, and
+ * for those only a client sends (CONNECT, SUBSCRIBE, UNSUBSCRIBE) the type, flags and
+ * remaining length with no fields, the body not read. A client refuses such a packet whatever
+ * it holds; with this decoder a device linked with `--gc-sections` carries no code to read
+ * them. The MQTT client (mqtt.h) uses it.
+ * @return as tether_mqtt_decode().
+ */
+TETHER_MUST_USE tether_status tether_mqtt_decode_from_server(const uint8_t *buf, size_t len,
+                                                             tether_mqtt_packet *out,
+                                                             size_t *out_consumed);
+
+/**
  * Walks the filters of a decoded SUBSCRIBE or UNSUBSCRIBE.
  * @param offset in/out position in packet->u.subscribe.filters, start at 0.
  * @return TETHER_OK with the next filter, TETHER_WOULD_BLOCK when there is none left.

@@ -170,7 +170,7 @@ static tether_status dispatch_buffered(tether_mqtt_client *c)
     while (c->rx_have > 0) {
         tether_mqtt_packet p;
         size_t used = 0;
-        tether_status st = tether_mqtt_decode(c->cfg.rx_buf, c->rx_have, &p, &used);
+        tether_status st = tether_mqtt_decode_from_server(c->cfg.rx_buf, c->rx_have, &p, &used);
         if (st == TETHER_WOULD_BLOCK) {
             if (used > c->cfg.rx_len) {
                 /* Everything buffered belongs to this packet: discard it as it streams in. */
@@ -193,6 +193,7 @@ static tether_status dispatch_buffered(tether_mqtt_client *c)
             tether_mqtt_client_connection_lost(c);
             return st;
         }
+        c->stats.packets_received++;
     }
     return TETHER_OK;
 }
@@ -452,13 +453,14 @@ tether_status tether_mqtt_client_process(tether_mqtt_client *client, uint32_t ti
     if (!c->connected)
         return TETHER_MQTT_NOT_CONNECTED;
     uint64_t deadline = now_ms(c) + timeout_ms;
+    uint32_t handled = c->stats.packets_received;
     do {
         tether_status st = keep_alive(c);
         if (st == TETHER_OK)
             st = receive_some(c);
         if (st != TETHER_OK)
             return st;
-    } while (now_ms(c) < deadline);
+    } while (c->stats.packets_received == handled && now_ms(c) < deadline);
     return TETHER_OK;
 }
 

@@ -10,6 +10,8 @@
 
 #include <string.h>
 
+#include "../proto/utf8.h"
+
 /* Strings and binary fields carry a 16-bit length prefix (1.5.3). */
 #define MAX_FIELD_LEN 65535u
 
@@ -34,52 +36,14 @@
 
 /* ---- UTF-8 and topic rules ---------------------------------------------------------------- */
 
-static bool is_cont(uint8_t b)
-{
-    return (b & 0xC0u) == 0x80u;
-}
-
-/* Well-formed UTF-8 (RFC 3629: no overlongs, no surrogates, nothing above U+10FFFF) and no
- * U+0000, which MQTT forbids in every string (1.5.3). */
+/* Well-formed UTF-8 and no U+0000, which MQTT forbids in every string (1.5.3). */
 static bool utf8_valid(const uint8_t *s, size_t n)
 {
-    size_t i = 0;
-    while (i < n) {
-        uint8_t b = s[i];
-        if (b == 0x00u)
+    for (size_t i = 0; i < n;) {
+        size_t k = s[i] != 0 ? tether_utf8_seq(s + i, n - i) : 0;
+        if (k == 0)
             return false;
-        if (b < 0x80u) {
-            i++;
-            continue;
-        }
-        size_t need;
-        uint8_t lo = 0x80u, hi = 0xBFu; /* allowed range of the second byte */
-        if (b >= 0xC2u && b <= 0xDFu) {
-            need = 1;
-        } else if (b >= 0xE0u && b <= 0xEFu) {
-            need = 2;
-            if (b == 0xE0u)
-                lo = 0xA0u; /* below is overlong */
-            else if (b == 0xEDu)
-                hi = 0x9Fu; /* above is a surrogate */
-        } else if (b >= 0xF0u && b <= 0xF4u) {
-            need = 3;
-            if (b == 0xF0u)
-                lo = 0x90u; /* below is overlong */
-            else if (b == 0xF4u)
-                hi = 0x8Fu; /* above is beyond U+10FFFF */
-        } else {
-            return false; /* stray continuation, overlong lead 0xC0/0xC1, or 0xF5..0xFF */
-        }
-        if (n - i - 1 < need)
-            return false;
-        if (s[i + 1] < lo || s[i + 1] > hi)
-            return false;
-        for (size_t k = 2; k <= need; k++) {
-            if (!is_cont(s[i + k]))
-                return false;
-        }
-        i += need + 1;
+        i += k;
     }
     return true;
 }
@@ -477,11 +441,12 @@ static tether_status decode_suback(reader *r, tether_mqtt_packet *out)
     return TETHER_OK;
 }
 
-static tether_status decode_body(reader *r, tether_mqtt_packet *out)
+/* The body of a packet a server sends. What only a client sends (CONNECT, SUBSCRIBE,
+ * UNSUBSCRIBE) is passed over unread: a client refuses it whatever it holds, and a device
+ * linked with --gc-sections then carries no decoder for it. */
+static tether_status decode_server_body(reader *r, tether_mqtt_packet *out)
 {
     switch (out->type) {
-    case TETHER_MQTT_CONNECT:
-        return decode_connect(r, &out->u.connect);
     case TETHER_MQTT_CONNACK: {
         uint8_t ack, code;
         if (!rd_u8(r, &ack) || !rd_u8(r, &code))
@@ -502,22 +467,36 @@ static tether_status decode_body(reader *r, tether_mqtt_packet *out)
     case TETHER_MQTT_PUBCOMP:
     case TETHER_MQTT_UNSUBACK:
         return rd_packet_id(r, &out->packet_id) ? TETHER_OK : TETHER_MQTT_MALFORMED;
+    case TETHER_MQTT_SUBACK:
+        return decode_suback(r, out);
+    case TETHER_MQTT_CONNECT:
+    case TETHER_MQTT_SUBSCRIBE:
+    case TETHER_MQTT_UNSUBSCRIBE:
+        r->pos = r->len;
+        return TETHER_OK;
+    default: /* PINGREQ, PINGRESP, DISCONNECT: nothing to read */
+        return TETHER_OK;
+    }
+}
+
+static tether_status decode_body(reader *r, tether_mqtt_packet *out)
+{
+    switch (out->type) {
+    case TETHER_MQTT_CONNECT:
+        return decode_connect(r, &out->u.connect);
     case TETHER_MQTT_SUBSCRIBE:
         return decode_filters(r, true, out);
     case TETHER_MQTT_UNSUBSCRIBE:
         return decode_filters(r, false, out);
-    case TETHER_MQTT_SUBACK:
-        return decode_suback(r, out);
-    case TETHER_MQTT_PINGREQ:
-    case TETHER_MQTT_PINGRESP:
-    case TETHER_MQTT_DISCONNECT:
-        return TETHER_OK;
+    default:
+        return decode_server_body(r, out);
     }
-    return TETHER_MQTT_MALFORMED;
 }
 
-tether_status tether_mqtt_decode(const uint8_t *buf, size_t len, tether_mqtt_packet *out,
-                                 size_t *out_consumed)
+typedef tether_status (*body_decoder)(reader *r, tether_mqtt_packet *out);
+
+static tether_status decode_with(body_decoder body, const uint8_t *buf, size_t len,
+                                 tether_mqtt_packet *out, size_t *out_consumed)
 {
     if ((buf == NULL && len > 0) || out == NULL || out_consumed == NULL)
         return TETHER_INVALID_ARGUMENT;
@@ -550,7 +529,7 @@ tether_status tether_mqtt_decode(const uint8_t *buf, size_t len, tether_mqtt_pac
     out->flags = (uint8_t)(first & 0x0Fu);
     out->remaining_len = remaining;
     reader r = {buf + header_len, remaining, 0};
-    st = decode_body(&r, out);
+    st = body(&r, out);
     if (st == TETHER_OK && r.pos != r.len)
         st = TETHER_MQTT_MALFORMED; /* bytes left over inside the packet */
     if (st != TETHER_OK) {
@@ -559,6 +538,18 @@ tether_status tether_mqtt_decode(const uint8_t *buf, size_t len, tether_mqtt_pac
     }
     *out_consumed = total;
     return TETHER_OK;
+}
+
+tether_status tether_mqtt_decode(const uint8_t *buf, size_t len, tether_mqtt_packet *out,
+                                 size_t *out_consumed)
+{
+    return decode_with(decode_body, buf, len, out, out_consumed);
+}
+
+tether_status tether_mqtt_decode_from_server(const uint8_t *buf, size_t len,
+                                             tether_mqtt_packet *out, size_t *out_consumed)
+{
+    return decode_with(decode_server_body, buf, len, out, out_consumed);
 }
 
 tether_status tether_mqtt_filter_next(const tether_mqtt_packet *packet, size_t *offset,

@@ -4,6 +4,7 @@
  */
 #include "tether/dps.h"
 
+#include <stddef.h>
 #include <string.h>
 
 #include "proto.h"
@@ -138,6 +139,27 @@ tether_status tether_dps_poll_topic(tether_view rid, tether_view operation_id, c
     return tether_text_run(build_poll_topic, &a, buf, cap, out_len);
 }
 
+typedef struct payload_arg {
+    const char *registration_id;
+    const char *custom_json; /* NULL: none */
+    size_t custom_len;
+} payload_arg;
+
+/* The registration id needs no JSON escaping (letters, digits and - . _ : only), and the
+ * custom payload was validated: plain text makes the same bytes as a JSON writer would. */
+static void build_payload(tether_text *t, const void *arg)
+{
+    const payload_arg *a = arg;
+    tether_text_cstr(t, "{\"registrationId\":\"");
+    tether_text_cstr(t, a->registration_id);
+    tether_text_cstr(t, "\"");
+    if (a->custom_json != NULL) {
+        tether_text_cstr(t, ",\"payload\":");
+        tether_text_put(t, a->custom_json, a->custom_len);
+    }
+    tether_text_cstr(t, "}");
+}
+
 tether_status tether_dps_register_payload(const char *registration_id, const char *custom_json,
                                           size_t custom_len, char *buf, size_t cap, size_t *out_len)
 {
@@ -151,23 +173,8 @@ tether_status tether_dps_register_payload(const char *registration_id, const cha
         if (st != TETHER_OK)
             return st;
     }
-    /* Sized first, so that nothing is written when it does not fit. */
-    for (int pass = 0; pass < 2; pass++) {
-        tether_json_writer w;
-        tether_json_writer_init(&w, pass == 0 ? NULL : buf, pass == 0 ? 0 : cap);
-        tether_json_write_object_begin(&w);
-        tether_json_write_key(&w, "registrationId", 14);
-        tether_json_write_string(&w, registration_id, strlen(registration_id));
-        if (custom_json != NULL) {
-            tether_json_write_key(&w, "payload", 7);
-            tether_json_write_raw(&w, custom_json, custom_len);
-        }
-        tether_json_write_object_end(&w);
-        st = tether_json_writer_finish(&w, out_len);
-        if (pass == 0 && (st != TETHER_BUFFER_TOO_SMALL || buf == NULL || *out_len > cap))
-            return st;
-    }
-    return st;
+    payload_arg a = {registration_id, custom_json, custom_len};
+    return tether_text_run(build_payload, &a, buf, cap, out_len);
 }
 
 /* ---- response topic ----------------------------------------------------------------------- */
@@ -180,35 +187,15 @@ tether_status tether_dps_response_topic_parse(const char *topic, size_t topic_le
     memset(out, 0, sizeof *out);
     tether_view t = {topic, topic_len};
     size_t p = sizeof RESPONSE_PREFIX - 1;
-    /* "{ddd}/?" after the prefix */
-    if (!tether_view_starts_with(t, RESPONSE_PREFIX) || topic_len - p < 5 || topic[p + 3] != '/' ||
-        topic[p + 4] != '?')
+    uint64_t retry_after = 0;
+    /* Anything in the query besides $rid and retry-after is for another client version. */
+    if (!tether_view_starts_with(t, RESPONSE_PREFIX) ||
+        !tether_response_status(t, p, &out->status) ||
+        !tether_response_query(tether_view_span(topic, p + 5, topic_len), &out->rid, "retry-after",
+                               UINT32_MAX, &out->has_retry_after, &retry_after))
         return TETHER_DPS_MALFORMED_RESPONSE;
-    uint64_t status;
-    if (!tether_parse_u64(tether_view_span(topic, p, p + 3), 599, &status) || status < 100)
-        return TETHER_DPS_MALFORMED_RESPONSE;
-    out->status = (uint16_t)status;
-
-    tether_view query = tether_view_span(topic, p + 5, topic_len);
-    size_t off = 0;
-    tether_query_param q;
-    bool has_rid = false;
-    while (tether_query_next(query, &off, &q)) {
-        if (tether_view_equals(q.name, "$rid")) {
-            if (has_rid || !q.has_value || !tether_rid_valid(q.value))
-                return TETHER_DPS_MALFORMED_RESPONSE;
-            out->rid = q.value;
-            has_rid = true;
-        } else if (tether_view_equals(q.name, "retry-after")) {
-            uint64_t s;
-            if (out->has_retry_after || !q.has_value || !tether_parse_u64(q.value, UINT32_MAX, &s))
-                return TETHER_DPS_MALFORMED_RESPONSE;
-            out->retry_after_s = (uint32_t)s;
-            out->has_retry_after = true;
-        }
-        /* Anything else is for another client version: ignored. */
-    }
-    return has_rid ? TETHER_OK : TETHER_DPS_MALFORMED_RESPONSE;
+    out->retry_after_s = (uint32_t)retry_after;
+    return TETHER_OK;
 }
 
 /* ---- response payload --------------------------------------------------------------------- */
@@ -257,11 +244,10 @@ static bool present(const payload_reader *r, size_t object, const char *name, si
     return true;
 }
 
-static bool read_string(payload_reader *r, size_t object, const char *name, tether_view *out)
+/* The string at index at, unescaped into the scratch buffer (or only counted once short). */
+static bool read_string(payload_reader *r, size_t at, tether_view *out)
 {
-    size_t at, need = 0;
-    if (!present(r, object, name, &at))
-        return true;
+    size_t need = 0;
     if (tether_json_type_of(r->doc, at) != TETHER_JSON_STRING)
         return false;
     if (tether_json_get_string(r->doc, at, NULL, 0, &need) != TETHER_BUFFER_TOO_SMALL)
@@ -279,30 +265,76 @@ static bool read_string(payload_reader *r, size_t object, const char *name, teth
     return true;
 }
 
-static bool read_status(payload_reader *r, size_t object, tether_dps_status *out)
-{
-    size_t at;
-    if (!present(r, object, "status", &at))
-        return true;
-    for (size_t s = TETHER_DPS_UNASSIGNED; s <= TETHER_DPS_DISABLED; s++) {
-        if (tether_json_string_equals(r->doc, at, status_names[s], strlen(status_names[s]))) {
-            *out = (tether_dps_status)s;
-            return true;
-        }
-    }
-    return false; /* not a string, or not a status DPS has */
-}
+/* A member of the response and where it goes in a tether_dps_registration. */
+typedef enum member_kind {
+    MEMBER_STRING,
+    MEMBER_STATUS,
+    MEMBER_ERROR_CODE,
+    MEMBER_RAW
+} member_kind;
 
-static bool read_error_code(payload_reader *r, size_t object, uint32_t *out)
+typedef struct member {
+    const char *name;
+    uint8_t kind;     /* member_kind */
+    uint8_t in_state; /* in registrationState rather than at the top */
+    uint16_t offset;  /* in tether_dps_registration */
+} member;
+
+#define MEMBER(name, kind, in_state, field)                                                        \
+    {                                                                                              \
+        name, kind, in_state, (uint16_t)offsetof(tether_dps_registration, field)                   \
+    }
+
+/* In the order they are read, which is the order strings take their place in the scratch
+ * buffer. A member whose place is already filled is not read again: the error code and
+ * message of the registration state only stand in for absent top-level ones. */
+static const member members[] = {
+    MEMBER("status", MEMBER_STATUS, 0, status),
+    MEMBER("errorCode", MEMBER_ERROR_CODE, 0, error_code),
+    MEMBER("operationId", MEMBER_STRING, 0, operation_id),
+    MEMBER("message", MEMBER_STRING, 0, error_message),
+    MEMBER("trackingId", MEMBER_STRING, 0, tracking_id),
+    MEMBER("timestampUtc", MEMBER_STRING, 0, timestamp_utc),
+    MEMBER("status", MEMBER_STATUS, 1, state_status),
+    MEMBER("registrationId", MEMBER_STRING, 1, registration_id),
+    MEMBER("assignedHub", MEMBER_STRING, 1, assigned_hub),
+    MEMBER("deviceId", MEMBER_STRING, 1, device_id),
+    MEMBER("substatus", MEMBER_STRING, 1, substatus),
+    MEMBER("createdDateTimeUtc", MEMBER_STRING, 1, created_utc),
+    MEMBER("lastUpdatedDateTimeUtc", MEMBER_STRING, 1, last_updated_utc),
+    MEMBER("etag", MEMBER_STRING, 1, etag),
+    MEMBER("errorCode", MEMBER_ERROR_CODE, 1, error_code),
+    MEMBER("errorMessage", MEMBER_STRING, 1, error_message),
+    MEMBER("payload", MEMBER_RAW, 1, payload),
+};
+
+/* Reads one member into dst; true when absent or null, or read; false when malformed. */
+static bool read_member(payload_reader *r, size_t object, const member *m, void *dst)
 {
     size_t at;
-    int64_t v;
-    if (!present(r, object, "errorCode", &at))
+    if (!present(r, object, m->name, &at))
         return true;
-    if (tether_json_get_int(r->doc, at, &v) != TETHER_OK || v < 0 || v > (int64_t)UINT32_MAX)
-        return false;
-    *out = (uint32_t)v;
-    return true;
+    switch (m->kind) {
+    case MEMBER_STRING:
+        return read_string(r, at, dst);
+    case MEMBER_STATUS:
+        for (size_t s = TETHER_DPS_UNASSIGNED; s <= TETHER_DPS_DISABLED; s++) {
+            if (tether_json_string_equals(r->doc, at, status_names[s], strlen(status_names[s]))) {
+                *(tether_dps_status *)dst = (tether_dps_status)s;
+                return true;
+            }
+        }
+        return false; /* not a string, or not a status DPS has */
+    case MEMBER_ERROR_CODE: {
+        int64_t v;
+        if (tether_json_get_int(r->doc, at, &v) != TETHER_OK || v < 0 || v > (int64_t)UINT32_MAX)
+            return false;
+        *(uint32_t *)dst = (uint32_t)v;
+        return true;
+    }
+    default:
+        return tether_json_get_raw(r->doc, at, dst) == TETHER_OK;
+    }
 }
 
 tether_status tether_dps_response_payload_parse(const char *payload, size_t payload_len,
@@ -321,38 +353,27 @@ tether_status tether_dps_response_payload_parse(const char *payload, size_t payl
         return TETHER_DPS_MALFORMED_RESPONSE;
 
     payload_reader r = {&doc, scratch, scratch != NULL ? scratch_cap : 0, 0, false};
-    size_t at;
-    bool is_response = present(&r, 0, "operationId", &at) || present(&r, 0, "status", &at) ||
-                       present(&r, 0, "registrationState", &at) || present(&r, 0, "errorCode", &at);
-    bool ok = read_string(&r, 0, "operationId", &out->operation_id) &&
-              read_status(&r, 0, &out->status) && read_error_code(&r, 0, &out->error_code) &&
-              read_string(&r, 0, "message", &out->error_message) &&
-              read_string(&r, 0, "trackingId", &out->tracking_id) &&
-              read_string(&r, 0, "timestampUtc", &out->timestamp_utc);
-    size_t state;
+    size_t at, state = 0;
     bool has_state = present(&r, 0, "registrationState", &state);
-    if (ok && has_state) {
-        ok = tether_json_type_of(&doc, state) == TETHER_JSON_OBJECT &&
-             read_string(&r, state, "registrationId", &out->registration_id) &&
-             read_status(&r, state, &out->state_status) &&
-             read_string(&r, state, "assignedHub", &out->assigned_hub) &&
-             read_string(&r, state, "deviceId", &out->device_id) &&
-             read_string(&r, state, "substatus", &out->substatus) &&
-             read_string(&r, state, "createdDateTimeUtc", &out->created_utc) &&
-             read_string(&r, state, "lastUpdatedDateTimeUtc", &out->last_updated_utc) &&
-             read_string(&r, state, "etag", &out->etag);
-        if (ok && out->error_code == 0)
-            ok = read_error_code(&r, state, &out->error_code);
-        if (ok && out->error_message.ptr == NULL)
-            ok = read_string(&r, state, "errorMessage", &out->error_message);
-        size_t custom;
-        if (ok && present(&r, state, "payload", &custom))
-            ok = tether_json_get_raw(&doc, custom, &out->payload) == TETHER_OK;
-    }
-    if (!ok)
+    /* Neither an operation nor an error: not a response. */
+    if (!has_state && !present(&r, 0, "operationId", &at) && !present(&r, 0, "status", &at) &&
+        !present(&r, 0, "errorCode", &at))
         return TETHER_DPS_MALFORMED_RESPONSE;
-    if (!is_response)
-        return TETHER_DPS_MALFORMED_RESPONSE; /* neither an operation nor an error */
+    if (has_state && tether_json_type_of(&doc, state) != TETHER_JSON_OBJECT)
+        return TETHER_DPS_MALFORMED_RESPONSE;
+    for (size_t i = 0; i < sizeof members / sizeof members[0]; i++) {
+        const member *m = &members[i];
+        if (m->in_state && !has_state)
+            break; /* the registration state's members come last */
+        void *dst = (char *)out + m->offset;
+        /* Already filled (by a top-level error code or message): not read again. */
+        if (m->kind == MEMBER_ERROR_CODE ? *(const uint32_t *)dst != 0
+            : m->kind != MEMBER_STATUS   ? ((const tether_view *)dst)->ptr != NULL
+                                         : false)
+            continue;
+        if (!read_member(&r, m->in_state ? state : 0, m, dst))
+            return TETHER_DPS_MALFORMED_RESPONSE;
+    }
     out->scratch_len = r.used;
     if (r.short_of_space) {
         tether_dps_registration needed = {.scratch_len = r.used};

@@ -186,10 +186,12 @@ tether_status tether_hub_c2d_filter(const tether_hub_identity *id, char *buf, si
     return tether_text_run(build_c2d_filter, id, buf, cap, out_len);
 }
 
+/* No "{status}/" in the topic (a status is at most 65535). */
+#define NO_STATUS 0x10000u
+
 typedef struct rid_topic_arg {
     const char *prefix;
-    bool with_status; /* method response: "{status}/" after the prefix */
-    uint16_t status;
+    uint32_t status; /* method response: "{status}/" after the prefix; else NO_STATUS */
     tether_view rid;
 } rid_topic_arg;
 
@@ -197,7 +199,7 @@ static void build_rid_topic(tether_text *t, const void *arg)
 {
     const rid_topic_arg *a = arg;
     tether_text_cstr(t, a->prefix);
-    if (a->with_status) {
+    if (a->status != NO_STATUS) {
         tether_text_u64(t, a->status);
         tether_text_cstr(t, "/");
     }
@@ -205,54 +207,68 @@ static void build_rid_topic(tether_text *t, const void *arg)
     tether_text_view(t, a->rid);
 }
 
-static tether_status rid_topic(const char *prefix, bool with_status, uint16_t status,
-                               tether_view rid, char *buf, size_t cap, size_t *out_len)
+static tether_status rid_topic(const char *prefix, uint32_t status, tether_view rid, char *buf,
+                               size_t cap, size_t *out_len)
 {
     if (out_len == NULL || !tether_rid_valid(rid))
         return TETHER_INVALID_ARGUMENT;
-    rid_topic_arg a = {prefix, with_status, status, rid};
+    rid_topic_arg a = {prefix, status, rid};
     return tether_text_run(build_rid_topic, &a, buf, cap, out_len);
 }
 
 tether_status tether_hub_twin_get_topic(tether_view rid, char *buf, size_t cap, size_t *out_len)
 {
-    return rid_topic("$iothub/twin/GET/", false, 0, rid, buf, cap, out_len);
+    return rid_topic("$iothub/twin/GET/", NO_STATUS, rid, buf, cap, out_len);
 }
 
 tether_status tether_hub_twin_patch_topic(tether_view rid, char *buf, size_t cap, size_t *out_len)
 {
-    return rid_topic("$iothub/twin/PATCH/properties/reported/", false, 0, rid, buf, cap, out_len);
+    return rid_topic("$iothub/twin/PATCH/properties/reported/", NO_STATUS, rid, buf, cap, out_len);
 }
 
 tether_status tether_hub_method_response_topic(uint16_t status, tether_view rid, char *buf,
                                                size_t cap, size_t *out_len)
 {
-    return rid_topic("$iothub/methods/res/", true, status, rid, buf, cap, out_len);
+    return rid_topic("$iothub/methods/res/", status, rid, buf, cap, out_len);
 }
 
 /* ---- reading topics ----------------------------------------------------------------------- */
 
-/* Reads the query of a twin or method topic: $rid and $version as wanted, others ignored. */
-static tether_status read_query(tether_view query, bool want_rid, bool want_version,
-                                tether_hub_topic *out)
+bool tether_response_status(tether_view t, size_t p, uint16_t *status)
+{
+    if (t.len - p < 5 || t.ptr[p + 3] != '/' || t.ptr[p + 4] != '?')
+        return false;
+    unsigned v = 0;
+    for (size_t i = p; i < p + 3; i++) {
+        if (t.ptr[i] < '0' || t.ptr[i] > '9')
+            return false;
+        v = v * 10u + (unsigned)(t.ptr[i] - '0');
+    }
+    if (v < 100 || v > 599) /* also rules out a leading zero */
+        return false;
+    *status = (uint16_t)v;
+    return true;
+}
+
+bool tether_response_query(tether_view query, tether_view *rid, const char *name, uint64_t max,
+                           bool *has_value, uint64_t *value)
 {
     size_t off = 0;
     tether_query_param q;
     bool has_rid = false;
     while (tether_query_next(query, &off, &q)) {
-        if (want_rid && tether_view_equals(q.name, "$rid")) {
+        if (rid != NULL && tether_view_equals(q.name, "$rid")) {
             if (has_rid || !q.has_value || !tether_rid_valid(q.value))
-                return TETHER_HUB_MALFORMED_TOPIC;
-            out->rid = q.value;
+                return false;
+            *rid = q.value;
             has_rid = true;
-        } else if (want_version && tether_view_equals(q.name, "$version")) {
-            if (out->has_version || !q.has_value ||
-                !tether_parse_u64(q.value, UINT64_MAX, &out->version))
-                return TETHER_HUB_MALFORMED_TOPIC;
-            out->has_version = true;
+        } else if (name != NULL && tether_view_equals(q.name, name)) {
+            if (*has_value || !q.has_value || !tether_parse_u64(q.value, max, value))
+                return false;
+            *has_value = true;
         }
     }
-    return want_rid && !has_rid ? TETHER_HUB_MALFORMED_TOPIC : TETHER_OK;
+    return rid == NULL || has_rid;
 }
 
 /* Checks a property bag: escapes valid, and no value without a name. */
@@ -286,57 +302,48 @@ static tether_status parse_c2d(tether_view t, tether_hub_topic *out)
     return bag_valid(out->properties) ? TETHER_OK : TETHER_HUB_MALFORMED_TOPIC;
 }
 
-static tether_status parse_twin_response(tether_view t, tether_hub_topic *out)
-{
-    size_t p = sizeof TWIN_RES_PREFIX - 1;
-    uint64_t status;
-    if (t.len - p < 5 || t.ptr[p + 3] != '/' || t.ptr[p + 4] != '?' ||
-        !tether_parse_u64(tether_view_span(t.ptr, p, p + 3), 599, &status) || status < 100)
-        return TETHER_HUB_MALFORMED_TOPIC;
-    out->kind = TETHER_HUB_TOPIC_TWIN_RESPONSE;
-    out->status = (uint16_t)status;
-    return read_query(tether_view_span(t.ptr, p + 5, t.len), true, true, out);
-}
-
-static tether_status parse_desired(tether_view t, tether_hub_topic *out)
-{
-    size_t p = sizeof DESIRED_PREFIX - 1;
-    if (t.len == p || t.ptr[p] != '?')
-        return TETHER_HUB_MALFORMED_TOPIC;
-    out->kind = TETHER_HUB_TOPIC_DESIRED_PATCH;
-    tether_status st = read_query(tether_view_span(t.ptr, p + 1, t.len), false, true, out);
-    if (st == TETHER_OK && !out->has_version)
-        st = TETHER_HUB_MALFORMED_TOPIC;
-    return st;
-}
-
-static tether_status parse_method(tether_view t, tether_hub_topic *out)
-{
-    size_t start = sizeof METHOD_PREFIX - 1, end = start;
-    while (end < t.len && t.ptr[end] != '/')
-        end++;
-    if (end == start || t.len - end < 2 || t.ptr[end + 1] != '?')
-        return TETHER_HUB_MALFORMED_TOPIC;
-    out->kind = TETHER_HUB_TOPIC_METHOD;
-    out->method_name = tether_view_span(t.ptr, start, end);
-    return read_query(tether_view_span(t.ptr, end + 2, t.len), true, false, out);
-}
-
 tether_status tether_hub_topic_parse(const char *topic, size_t topic_len, tether_hub_topic *out)
 {
     if (out == NULL || (topic == NULL && topic_len > 0))
         return TETHER_INVALID_ARGUMENT;
     memset(out, 0, sizeof *out);
     tether_view t = {topic, topic_len};
-    tether_status st = TETHER_HUB_UNKNOWN_TOPIC;
-    if (tether_view_starts_with(t, C2D_PREFIX))
+    tether_status st = TETHER_HUB_MALFORMED_TOPIC;
+    /* Twin and method topics end in a query: where it starts, and what it holds. */
+    size_t query = 0;
+    bool want_rid = true;
+    if (tether_view_starts_with(t, C2D_PREFIX)) {
         st = parse_c2d(t, out);
-    else if (tether_view_starts_with(t, TWIN_RES_PREFIX))
-        st = parse_twin_response(t, out);
-    else if (tether_view_starts_with(t, DESIRED_PREFIX))
-        st = parse_desired(t, out);
-    else if (tether_view_starts_with(t, METHOD_PREFIX))
-        st = parse_method(t, out);
+    } else if (tether_view_starts_with(t, TWIN_RES_PREFIX)) {
+        size_t p = sizeof TWIN_RES_PREFIX - 1;
+        out->kind = TETHER_HUB_TOPIC_TWIN_RESPONSE;
+        if (tether_response_status(t, p, &out->status))
+            query = p + 5;
+    } else if (tether_view_starts_with(t, DESIRED_PREFIX)) {
+        size_t p = sizeof DESIRED_PREFIX - 1;
+        out->kind = TETHER_HUB_TOPIC_DESIRED_PATCH;
+        want_rid = false;
+        if (t.len > p && t.ptr[p] == '?')
+            query = p + 1;
+    } else if (tether_view_starts_with(t, METHOD_PREFIX)) {
+        size_t start = sizeof METHOD_PREFIX - 1, end = start;
+        while (end < t.len && t.ptr[end] != '/')
+            end++;
+        out->kind = TETHER_HUB_TOPIC_METHOD;
+        out->method_name = tether_view_span(t.ptr, start, end);
+        if (end > start && t.len - end >= 2 && t.ptr[end + 1] == '?')
+            query = end + 2;
+    } else {
+        st = TETHER_HUB_UNKNOWN_TOPIC;
+    }
+    /* $rid in twin responses and methods; $version in twin topics, required in a patch. */
+    bool twin = out->kind != TETHER_HUB_TOPIC_METHOD;
+    if (query != 0 &&
+        tether_response_query(tether_view_span(t.ptr, query, t.len), want_rid ? &out->rid : NULL,
+                              twin ? "$version" : NULL, UINT64_MAX, &out->has_version,
+                              &out->version) &&
+        (want_rid || out->has_version))
+        st = TETHER_OK;
     if (st != TETHER_OK)
         memset(out, 0, sizeof *out);
     return st;

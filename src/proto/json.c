@@ -8,11 +8,15 @@
  */
 #include "tether/json.h"
 
+#include "proto.h"
+#include "utf8.h"
+
 #include <limits.h>
 #include <string.h>
 
+/* Not JSMN_STRICT: jsmn only ever sees text the scanner accepted, for which its strict mode
+ * makes the same tokens; non-strict mode also takes a bare top-level number or literal. */
 #define JSMN_STATIC
-#define JSMN_STRICT
 #define JSMN_PARENT_LINKS
 #include <jsmn.h>
 
@@ -30,8 +34,7 @@ static const jsmntok_t *tok(const tether_json *doc, size_t index)
 
 /* ---- UTF-8 ---------------------------------------------------------------------------------- */
 
-/* Length of the well-formed UTF-8 sequence (RFC 3629) at s[0..n), or 0 if there is none. */
-static size_t utf8_seq(const unsigned char *s, size_t n)
+size_t tether_utf8_seq(const unsigned char *s, size_t n)
 {
     unsigned char b = s[0];
     if (b < 0x80u)
@@ -67,7 +70,7 @@ static size_t utf8_seq(const unsigned char *s, size_t n)
 static bool utf8_valid(const char *s, size_t n)
 {
     for (size_t i = 0; i < n;) {
-        size_t k = utf8_seq((const unsigned char *)s + i, n - i);
+        size_t k = tether_utf8_seq((const unsigned char *)s + i, n - i);
         if (k == 0)
             return false;
         i += k;
@@ -144,7 +147,7 @@ static bool scan_string(const char *s, size_t n, size_t *pos)
             i += 2;
             continue;
         }
-        size_t k = utf8_seq((const unsigned char *)s + i, n - i);
+        size_t k = tether_utf8_seq((const unsigned char *)s + i, n - i);
         if (k == 0)
             return false;
         i += k;
@@ -157,35 +160,38 @@ static bool is_digit(char c)
     return c >= '0' && c <= '9';
 }
 
+/* Past the run of digits starting at i. */
+static size_t skip_digits(const char *s, size_t n, size_t i)
+{
+    while (i < n && is_digit(s[i]))
+        i++;
+    return i;
+}
+
 /* -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)? */
 static bool scan_number(const char *s, size_t n, size_t *pos)
 {
     size_t i = *pos;
-    if (i < n && s[i] == '-')
+    if (s[i] == '-')
         i++;
-    if (i >= n || !is_digit(s[i]))
-        return false;
-    if (s[i] == '0') {
-        i++;
-    } else {
-        while (i < n && is_digit(s[i]))
-            i++;
-    }
+    size_t d = skip_digits(s, n, i);
+    if (d == i || (s[i] == '0' && d > i + 1))
+        return false; /* no digit, or a leading zero */
+    i = d;
     if (i < n && s[i] == '.') {
-        i++;
-        if (i >= n || !is_digit(s[i]))
+        d = skip_digits(s, n, i + 1);
+        if (d == i + 1)
             return false;
-        while (i < n && is_digit(s[i]))
-            i++;
+        i = d;
     }
     if (i < n && (s[i] == 'e' || s[i] == 'E')) {
         i++;
         if (i < n && (s[i] == '+' || s[i] == '-'))
             i++;
-        if (i >= n || !is_digit(s[i]))
+        d = skip_digits(s, n, i);
+        if (d == i)
             return false;
-        while (i < n && is_digit(s[i]))
-            i++;
+        i = d;
     }
     *pos = i;
     return true;
@@ -206,90 +212,70 @@ typedef enum expect {
     EXPECT_VALUE_OR_CLOSE, /* just after '[' */
     EXPECT_KEY,            /* after ',' in an object */
     EXPECT_KEY_OR_CLOSE,   /* just after '{' */
+    EXPECT_COLON,          /* after a key */
     EXPECT_AFTER_VALUE     /* ',' or a closing bracket, or the end at the top level */
 } expect;
 
 static tether_status scan(const char *s, size_t n, size_t *out_tokens)
 {
-    uint64_t in_object = 0; /* bit d-1: the container at depth d is an object */
+    char open[TETHER_JSON_MAX_DEPTH]; /* the bracket that opened each level: bytes are cheaper
+                                         to reach than the bits of a uint64_t on 32-bit CPUs */
     unsigned depth = 0;
     size_t tokens = 0;
     expect state = EXPECT_VALUE;
-    size_t i = 0;
-    for (;;) {
+    for (size_t i = 0;; i++) {
         while (i < n && is_ws(s[i]))
             i++;
         if (i == n)
             break;
         char c = s[i];
-        switch (state) {
-        case EXPECT_KEY_OR_CLOSE:
-        case EXPECT_KEY:
-            if (c == '}' && state == EXPECT_KEY_OR_CLOSE) {
-                depth--;
-                i++;
-                state = EXPECT_AFTER_VALUE;
-                break;
-            }
-            if (c != '"' || !scan_string(s, n, &i))
-                return TETHER_JSON_MALFORMED;
-            tokens++;
-            while (i < n && is_ws(s[i]))
-                i++;
-            if (i == n || s[i] != ':')
-                return TETHER_JSON_MALFORMED;
-            i++;
-            state = EXPECT_VALUE;
-            break;
-        case EXPECT_VALUE_OR_CLOSE:
-        case EXPECT_VALUE:
-            if (c == ']' && state == EXPECT_VALUE_OR_CLOSE) {
-                depth--;
-                i++;
-                state = EXPECT_AFTER_VALUE;
-                break;
-            }
-            if (c == '{' || c == '[') {
-                if (depth == TETHER_JSON_MAX_DEPTH)
-                    return TETHER_JSON_TOO_DEEP;
-                uint64_t bit = (uint64_t)1 << depth;
-                in_object = c == '{' ? in_object | bit : in_object & ~bit;
-                depth++;
-                i++;
-                state = c == '{' ? EXPECT_KEY_OR_CLOSE : EXPECT_VALUE_OR_CLOSE;
-            } else {
-                bool ok;
-                if (c == '"')
-                    ok = scan_string(s, n, &i);
-                else if (c == 't')
-                    ok = scan_literal(s, n, &i, "true");
-                else if (c == 'f')
-                    ok = scan_literal(s, n, &i, "false");
-                else if (c == 'n')
-                    ok = scan_literal(s, n, &i, "null");
-                else
-                    ok = scan_number(s, n, &i);
-                if (!ok)
-                    return TETHER_JSON_MALFORMED;
-                state = EXPECT_AFTER_VALUE;
-            }
-            tokens++;
-            break;
-        case EXPECT_AFTER_VALUE: {
+        if (state == EXPECT_AFTER_VALUE) {
             if (depth == 0)
                 return TETHER_JSON_MALFORMED; /* something after the top value */
-            bool object = (in_object >> (depth - 1)) & 1u;
-            if (c == ',') {
-                state = object ? EXPECT_KEY : EXPECT_VALUE;
-            } else if (c == (object ? '}' : ']')) {
+            char opened = open[depth - 1];
+            if (c == ',')
+                state = opened == '{' ? EXPECT_KEY : EXPECT_VALUE;
+            else if (c == opened + 2) /* '{' + 2 is '}', '[' + 2 is ']' */
                 depth--;
-            } else {
+            else
                 return TETHER_JSON_MALFORMED;
-            }
-            i++;
-            break;
+            continue;
         }
+        if (state == EXPECT_COLON) {
+            if (c != ':')
+                return TETHER_JSON_MALFORMED;
+            state = EXPECT_VALUE;
+            continue;
         }
+        if ((c == '}' && state == EXPECT_KEY_OR_CLOSE) ||
+            (c == ']' && state == EXPECT_VALUE_OR_CLOSE)) {
+            depth--; /* an empty container */
+            state = EXPECT_AFTER_VALUE;
+            continue;
+        }
+        bool key = state == EXPECT_KEY || state == EXPECT_KEY_OR_CLOSE;
+        tokens++;
+        if (!key && (c == '{' || c == '[')) {
+            if (depth == TETHER_JSON_MAX_DEPTH)
+                return TETHER_JSON_TOO_DEEP;
+            open[depth++] = c;
+            state = c == '{' ? EXPECT_KEY_OR_CLOSE : EXPECT_VALUE_OR_CLOSE;
+            continue;
+        }
+        const char *word = c == 't' ? "true" : c == 'f' ? "false" : c == 'n' ? "null" : NULL;
+        bool ok;
+        if (c == '"')
+            ok = scan_string(s, n, &i);
+        else if (key)
+            ok = false;
+        else if (word != NULL)
+            ok = scan_literal(s, n, &i, word);
+        else
+            ok = scan_number(s, n, &i);
+        if (!ok)
+            return TETHER_JSON_MALFORMED;
+        i--; /* the loop steps past the value's last byte */
+        state = key ? EXPECT_COLON : EXPECT_AFTER_VALUE;
     }
     if (state != EXPECT_AFTER_VALUE || depth != 0)
         return TETHER_JSON_MALFORMED; /* empty, or cut short */
@@ -328,25 +314,9 @@ tether_status tether_json_parse(const char *text, size_t len, tether_json_token 
         return TETHER_JSON_TOO_MANY_TOKENS;
     }
 
-    jsmntok_t *t = (jsmntok_t *)(void *)tokens;
-    size_t first = 0;
-    while (is_ws(text[first]))
-        first++;
-    if (text[first] != '{' && text[first] != '[' && text[first] != '"') {
-        /* A bare number or literal: jsmn's strict mode wants a delimiter after it. */
-        size_t end = len;
-        while (is_ws(text[end - 1]))
-            end--;
-        t[0].type = JSMN_PRIMITIVE;
-        t[0].start = (int)first;
-        t[0].end = (int)end;
-        t[0].size = 0;
-        t[0].parent = -1;
-        return TETHER_OK;
-    }
     jsmn_parser p;
     jsmn_init(&p);
-    int r = jsmn_parse(&p, text, len, t, (unsigned)need);
+    int r = jsmn_parse(&p, text, len, (jsmntok_t *)(void *)tokens, (unsigned)need);
     if (r < 0 || (size_t)r != need)
         return TETHER_JSON_MALFORMED; /* cannot happen for a text the scanner accepted */
     return TETHER_OK;
@@ -404,26 +374,10 @@ static size_t unescape_next(const char *s, size_t *i, char out[4])
     }
     char e = s[*i + 1];
     *i += 2;
-    switch (e) {
-    case 'b':
-        out[0] = '\b';
-        return 1;
-    case 'f':
-        out[0] = '\f';
-        return 1;
-    case 'n':
-        out[0] = '\n';
-        return 1;
-    case 'r':
-        out[0] = '\r';
-        return 1;
-    case 't':
-        out[0] = '\t';
-        return 1;
-    case 'u':
-        break;
-    default: /* " \ / */
-        out[0] = e;
+    if (e != 'u') {
+        /* The scanner let only " \ / b f n r t through; the first three stand for themselves. */
+        const char *m = strchr("b\bf\fn\nr\rt\t", e);
+        out[0] = m != NULL ? m[1] : e;
         return 1;
     }
     unsigned long cp = (unsigned long)hex4(s + *i);
@@ -437,22 +391,13 @@ static size_t unescape_next(const char *s, size_t *i, char out[4])
         out[0] = (char)cp;
         return 1;
     }
-    if (cp < 0x800u) {
-        out[0] = (char)(0xC0u | cp >> 6);
-        out[1] = (char)(0x80u | (cp & 0x3Fu));
-        return 2;
+    size_t n = cp < 0x800u ? 2 : cp < 0x10000u ? 3 : 4;
+    for (size_t k = n - 1; k > 0; k--) {
+        out[k] = (char)(0x80u | (cp & 0x3Fu));
+        cp >>= 6;
     }
-    if (cp < 0x10000u) {
-        out[0] = (char)(0xE0u | cp >> 12);
-        out[1] = (char)(0x80u | (cp >> 6 & 0x3Fu));
-        out[2] = (char)(0x80u | (cp & 0x3Fu));
-        return 3;
-    }
-    out[0] = (char)(0xF0u | cp >> 18);
-    out[1] = (char)(0x80u | (cp >> 12 & 0x3Fu));
-    out[2] = (char)(0x80u | (cp >> 6 & 0x3Fu));
-    out[3] = (char)(0x80u | (cp & 0x3Fu));
-    return 4;
+    out[0] = (char)((0xFF00u >> n | cp) & 0xFFu); /* 110xxxxx, 1110xxxx or 11110xxx */
+    return n;
 }
 
 bool tether_json_string_equals(const tether_json *doc, size_t index, const char *s, size_t n)
@@ -542,26 +487,16 @@ tether_status tether_json_get_int(const tether_json *doc, size_t index, int64_t 
     if (tether_json_type_of(doc, index) != TETHER_JSON_NUMBER)
         return TETHER_JSON_WRONG_TYPE;
     const jsmntok_t *t = tok(doc, index);
-    const char *s = doc->text + t->start;
-    size_t n = (size_t)(t->end - t->start), i = 0;
-    bool negative = s[0] == '-';
-    if (negative)
-        i++;
-    /* Magnitude in uint64_t: INT64_MIN's is one more than INT64_MAX's. */
-    uint64_t limit = negative ? (uint64_t)INT64_MAX + 1u : (uint64_t)INT64_MAX;
-    uint64_t mag = 0;
-    for (; i < n; i++) {
-        if (!is_digit(s[i]))
-            return TETHER_JSON_WRONG_TYPE; /* fraction or exponent */
-        uint64_t d = (uint64_t)(s[i] - '0');
-        if (mag > (limit - d) / 10u)
-            return TETHER_JSON_WRONG_TYPE;
-        mag = mag * 10u + d;
-    }
-    if (negative)
-        *out_value = mag == (uint64_t)INT64_MAX + 1u ? INT64_MIN : -(int64_t)mag;
-    else
-        *out_value = (int64_t)mag;
+    bool negative = doc->text[t->start] == '-';
+    size_t start = (size_t)t->start + negative;
+    /* The magnitude as url.c reads any decimal number (digits only: a fraction or an exponent
+     * fails); INT64_MIN's is one more than INT64_MAX's. */
+    uint64_t mag;
+    if (!tether_parse_u64(tether_view_span(doc->text, start, (size_t)t->end),
+                          (uint64_t)INT64_MAX + negative, &mag))
+        return TETHER_JSON_WRONG_TYPE;
+    /* mag - 1 fits in int64_t even for INT64_MIN's magnitude. */
+    *out_value = negative && mag > 0 ? -(int64_t)(mag - 1u) - 1 : (int64_t)mag;
     return TETHER_OK;
 }
 

@@ -56,11 +56,25 @@ bool tether_parse_u64(tether_view v, uint64_t max, uint64_t *out);
  * other than space & # + / = ? (so it stays one query value without escaping). */
 bool tether_rid_valid(tether_view rid);
 
+/* The two halves of a response topic as DPS and IoT Hub write them, "{status}/?{query}"
+ * (defined in hub.c, used by dps.c too). tether_response_status reads "{ddd}/?" at t[p..], a
+ * status from 100 to 599. tether_response_query reads "$rid" (when rid is not NULL: required,
+ * once, valid) and the decimal parameter called name (when not NULL: at most once, at most
+ * max, *has_value set); anything else is ignored. Both return false on a malformed topic. */
+bool tether_response_status(tether_view t, size_t p, uint16_t *status);
+bool tether_response_query(tether_view query, tether_view *rid, const char *name, uint64_t max,
+                           bool *has_value, uint64_t *value);
+
 /* strlen that stops counting at max (strnlen is POSIX, not C11). */
 size_t tether_cstr_len(const char *s, size_t max);
 
-/* A view of the bytes at [start, end) of s. */
-tether_view tether_view_span(const char *s, size_t start, size_t end);
+/* A view of the bytes at [start, end) of s. Inline: a call would return the view through
+ * memory, which costs the caller more than the two stores. */
+static inline tether_view tether_view_span(const char *s, size_t start, size_t end)
+{
+    tether_view v = {s + start, end - start};
+    return v;
+}
 
 /* True when s starts with the NUL-terminated prefix. */
 bool tether_view_starts_with(tether_view s, const char *prefix);

@@ -21,29 +21,31 @@
 
 typedef struct hmac {
     mbedtls_sha256_context sha;
-    unsigned char opad_key[SHA256_BLOCK]; /* the key XOR opad, for the outer hash */
+    unsigned char key[SHA256_BLOCK]; /* the key, zero-padded, for the inner and outer pads */
     int failed;
 } hmac;
 
+/* Starts a hash with the key XOR pad as its first block. */
+static void hmac_begin(hmac *h, unsigned char pad)
+{
+    unsigned char block[SHA256_BLOCK];
+    for (size_t i = 0; i < SHA256_BLOCK; i++)
+        block[i] = (unsigned char)(h->key[i] ^ pad);
+    mbedtls_sha256_init(&h->sha);
+    h->failed |= mbedtls_sha256_starts(&h->sha, 0);
+    h->failed |= mbedtls_sha256_update(&h->sha, block, sizeof block);
+    mbedtls_platform_zeroize(block, sizeof block);
+}
+
 static void hmac_start(hmac *h, const unsigned char *key, size_t key_len)
 {
-    unsigned char k[SHA256_BLOCK] = {0};
-    unsigned char ipad_key[SHA256_BLOCK];
-    mbedtls_sha256_init(&h->sha);
+    memset(h->key, 0, sizeof h->key);
     h->failed = 0;
-    if (key_len > SHA256_BLOCK) { /* a long key is hashed first */
-        h->failed |= mbedtls_sha256(key, key_len, k, 0);
-    } else {
-        memcpy(k, key, key_len);
-    }
-    for (size_t i = 0; i < SHA256_BLOCK; i++) {
-        ipad_key[i] = (unsigned char)(k[i] ^ 0x36u);
-        h->opad_key[i] = (unsigned char)(k[i] ^ 0x5Cu);
-    }
-    h->failed |= mbedtls_sha256_starts(&h->sha, 0);
-    h->failed |= mbedtls_sha256_update(&h->sha, ipad_key, sizeof ipad_key);
-    mbedtls_platform_zeroize(k, sizeof k);
-    mbedtls_platform_zeroize(ipad_key, sizeof ipad_key);
+    if (key_len > SHA256_BLOCK) /* a long key is hashed first */
+        h->failed |= mbedtls_sha256(key, key_len, h->key, 0);
+    else
+        memcpy(h->key, key, key_len);
+    hmac_begin(h, 0x36u);
 }
 
 static void hmac_update(hmac *h, const void *data, size_t len)
@@ -68,13 +70,11 @@ static int hmac_finish(hmac *h, unsigned char out[SHA256_LEN])
     unsigned char inner[SHA256_LEN];
     h->failed |= mbedtls_sha256_finish(&h->sha, inner);
     mbedtls_sha256_free(&h->sha);
-    mbedtls_sha256_init(&h->sha);
-    h->failed |= mbedtls_sha256_starts(&h->sha, 0);
-    h->failed |= mbedtls_sha256_update(&h->sha, h->opad_key, sizeof h->opad_key);
+    hmac_begin(h, 0x5Cu);
     h->failed |= mbedtls_sha256_update(&h->sha, inner, sizeof inner);
     h->failed |= mbedtls_sha256_finish(&h->sha, out);
     mbedtls_sha256_free(&h->sha);
-    mbedtls_platform_zeroize(h->opad_key, sizeof h->opad_key);
+    mbedtls_platform_zeroize(h->key, sizeof h->key);
     mbedtls_platform_zeroize(inner, sizeof inner);
     return h->failed;
 }
@@ -134,10 +134,9 @@ static tether_status write_token(token_arg *a, const char *key_base64, char *buf
     mbedtls_platform_zeroize(key, sizeof key);
     for (size_t i = 0; i < RESOURCE_PIECES && a->resource[i] != NULL; i++)
         hmac_update_url(&h, a->resource[i], strlen(a->resource[i]));
-    char expiry[24];
-    tether_text e = {expiry, 0};
+    char expiry[24] = "\n"; /* the line break before the expiry, in one update */
+    tether_text e = {expiry, 1};
     tether_text_u64(&e, a->expiry);
-    hmac_update(&h, "\n", 1);
     hmac_update(&h, expiry, e.len);
     unsigned char mac[SHA256_LEN];
     if (hmac_finish(&h, mac) != 0)

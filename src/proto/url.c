@@ -161,12 +161,6 @@ size_t tether_cstr_len(const char *s, size_t max)
     return n;
 }
 
-tether_view tether_view_span(const char *s, size_t start, size_t end)
-{
-    tether_view v = {s + start, end - start};
-    return v;
-}
-
 bool tether_view_starts_with(tether_view s, const char *prefix)
 {
     size_t n = strlen(prefix);

@@ -34,18 +34,21 @@ static void copy_view(char *dst, size_t cap, tether_view v)
     dst[n] = 0;
 }
 
-static uint64_t elapsed(uint64_t start)
+static uint64_t elapsed(const tether_dps_session *s)
 {
-    return tether_port_now_ms() - start;
+    return tether_port_now_ms() - s->start_ms;
 }
 
-static void report(tether_dps_session *s, tether_dps_progress *p, uint64_t start)
+/* Tells the progress callback about s->progress, then clears it for the next event. */
+static void report(tether_dps_session *s, tether_dps_event event)
 {
-    p->elapsed_ms = elapsed(start);
-    if (p->operation_id == NULL)
-        p->operation_id = s->result->operation_id;
+    tether_dps_progress *p = &s->progress;
+    p->event = event;
+    p->elapsed_ms = elapsed(s);
+    p->operation_id = s->result->operation_id;
     if (s->cfg->on_progress)
         s->cfg->on_progress(s->cfg->progress_context, p);
+    memset(p, 0, sizeof *p);
 }
 
 /* A response to our request: copy what the result keeps while the message is still there. */
@@ -85,11 +88,8 @@ static void on_message(void *context, const tether_mqtt_publish *m)
 static tether_status open_connection(tether_dps_session *s, tether_tls *tls)
 {
     const tether_dps_config *cfg = s->cfg;
-    tether_tls_options o = cfg->tls;
-    o.host = cfg->endpoint;
-    o.connect_host = cfg->connect_to;
-    o.port = cfg->port;
-    tether_status st = tether_tls_connect(tls, &o);
+    tether_status st =
+        tether_session_tls_connect(tls, &cfg->tls, cfg->endpoint, cfg->connect_to, cfg->port);
     if (st != TETHER_OK)
         return st;
 
@@ -115,12 +115,8 @@ static tether_status open_connection(tether_dps_session *s, tether_tls *tls)
         co.password = (const uint8_t *)s->password;
         co.password_len = len;
     }
-    tether_mqtt_client_set_transport(&s->mqtt, tether_tls_transport(tls));
-    st = tether_mqtt_client_connect(&s->mqtt, &co, cfg->response_timeout_ms, NULL);
-    if (st == TETHER_OK) {
-        tether_mqtt_filter f = {TETHER_DPS_RESPONSE_FILTER, strlen(TETHER_DPS_RESPONSE_FILTER), 1};
-        st = tether_mqtt_client_subscribe(&s->mqtt, &f, 1, cfg->response_timeout_ms, NULL);
-    }
+    tether_mqtt_filter f = {TETHER_DPS_RESPONSE_FILTER, strlen(TETHER_DPS_RESPONSE_FILTER), 1};
+    st = tether_session_mqtt_connect(&s->mqtt, tls, &co, cfg->response_timeout_ms, &f, 1);
     if (st == TETHER_MQTT_CONNACK_BAD_CREDENTIALS || st == TETHER_MQTT_CONNACK_NOT_AUTHORIZED) {
         snprintf(s->result->error_message, sizeof s->result->error_message,
                  "DPS refused the MQTT connection (%s)", tether_status_name(st));
@@ -162,40 +158,31 @@ static tether_status send_request(tether_dps_session *s)
     return tether_mqtt_client_publish(&s->mqtt, &p, NULL);
 }
 
-/* Pumps the connection until our response arrives or @p timeout_ms passes. */
-static tether_status await_response(tether_dps_session *s, uint32_t timeout_ms)
+/* Pumps the connection for @p ms, or sleeps once there is none. Awaiting, it returns at our
+ * response (TETHER_TIMEOUT if none came) or at a failure; else a failure only ends the link.
+ * 32-bit time differences: no wait is longer than 2^32 ms. */
+static tether_status pump(tether_dps_session *s, uint32_t ms, bool awaiting, bool *connected)
 {
-    uint64_t end = tether_port_now_ms() + timeout_ms;
-    while (!s->got_response) {
-        uint64_t now = tether_port_now_ms();
-        if (now >= end)
-            return TETHER_TIMEOUT;
-        uint64_t left = end - now;
-        uint32_t slice = left < 200 ? (uint32_t)left : 200;
+    uint32_t t0 = (uint32_t)tether_port_now_ms();
+    for (;;) {
+        if (awaiting && s->got_response)
+            return TETHER_OK;
+        uint32_t gone = (uint32_t)tether_port_now_ms() - t0;
+        if (gone >= ms)
+            return awaiting ? TETHER_TIMEOUT : TETHER_OK;
+        uint32_t slice = ms - gone < 200 ? ms - gone : 200;
+        if (!*connected) {
+            tether_port_sleep_ms(slice);
+            continue;
+        }
         tether_tls_set_io_timeout(s->tls, slice);
         tether_status st = tether_mqtt_client_process(&s->mqtt, slice);
-        if (st != TETHER_OK && st != TETHER_MQTT_PACKET_TOO_LARGE)
+        if (st == TETHER_OK || (awaiting && st == TETHER_MQTT_PACKET_TOO_LARGE))
+            continue;
+        if (awaiting)
             return st;
+        *connected = false; /* waiting, any failure ends the link; the time is still waited */
     }
-    return TETHER_OK;
-}
-
-/* Waits, keeping the link alive while connected. Returns false if the link died meanwhile. */
-static bool wait_ms(tether_dps_session *s, uint32_t ms, bool connected)
-{
-    uint64_t end = tether_port_now_ms() + ms;
-    while (tether_port_now_ms() < end) {
-        uint64_t left = end - tether_port_now_ms();
-        uint32_t slice = left < 200 ? (uint32_t)left : 200;
-        if (connected) {
-            tether_tls_set_io_timeout(s->tls, slice);
-            if (tether_mqtt_client_process(&s->mqtt, slice) != TETHER_OK)
-                connected = false;
-        } else {
-            tether_port_sleep_ms(slice);
-        }
-    }
-    return connected;
 }
 
 static tether_status final_status(const tether_dps_result *r)
@@ -221,8 +208,8 @@ tether_status tether_dps_register(tether_dps_session *s, tether_tls *tls,
     s->cfg = cfg;
     s->result = result;
     s->tls = tls;
-    uint64_t start = tether_port_now_ms();
-    uint64_t deadline = start + cfg->timeout_ms;
+    s->start_ms = tether_port_now_ms();
+    uint64_t deadline = s->start_ms + cfg->timeout_ms;
 
     tether_status st = tether_dps_registration_id_check(cfg->registration_id);
     size_t len = 0;
@@ -235,13 +222,13 @@ tether_status tether_dps_register(tether_dps_session *s, tether_tls *tls,
     if (cfg->sas_key != NULL && !tether_clock_is_set(tether_port_time_s()))
         return TETHER_CLOCK_NOT_SET; /* A token's expiry means nothing on an unset clock. */
 
-    tether_mqtt_config mc = tether_session_mqtt_config(
-        s->tx, sizeof s->tx, s->rx, sizeof s->rx, s->store, sizeof s->store, s->slots,
-        sizeof s->slots / sizeof s->slots[0], on_message, s);
-    st = tether_mqtt_client_init(&s->mqtt, &mc);
+    st = tether_session_mqtt_init(&s->mqtt, s->tx, sizeof s->tx, s->rx, sizeof s->rx, s->store,
+                                  sizeof s->store, s->slots, sizeof s->slots / sizeof s->slots[0],
+                                  on_message, s);
     if (st != TETHER_OK)
         return st;
 
+    tether_dps_progress *p = &s->progress; /* each event's details; report() clears them */
     bool connected = false;
     uint32_t attempt = 0, previous_delay = 0;
     tether_status last_failure = TETHER_OK;
@@ -253,12 +240,9 @@ tether_status tether_dps_register(tether_dps_session *s, tether_tls *tls,
             break;
         }
         uint32_t delay = 0;
-        tether_dps_progress p;
-        memset(&p, 0, sizeof p);
         if (!connected) {
-            p.event = TETHER_DPS_EVENT_CONNECTING;
-            p.attempt = attempt;
-            report(s, &p, start);
+            p->attempt = attempt;
+            report(s, TETHER_DPS_EVENT_CONNECTING);
             st = open_connection(s, tls);
             connected = st == TETHER_OK;
             if (connected && attempt > 0)
@@ -267,23 +251,21 @@ tether_status tether_dps_register(tether_dps_session *s, tether_tls *tls,
         if (connected) {
             st = send_request(s);
             if (st == TETHER_OK) {
-                memset(&p, 0, sizeof p);
-                p.event = result->operation_id[0] ? TETHER_DPS_EVENT_POLLING
-                                                  : TETHER_DPS_EVENT_REGISTERING;
-                report(s, &p, start);
+                report(s, result->operation_id[0] ? TETHER_DPS_EVENT_POLLING
+                                                  : TETHER_DPS_EVENT_REGISTERING);
                 uint64_t left = deadline - tether_port_now_ms();
                 uint32_t wait =
                     cfg->response_timeout_ms < left ? cfg->response_timeout_ms : (uint32_t)left;
-                st = await_response(s, wait);
+                st = pump(s, wait, true, &connected);
             }
         }
+        bool server_delay = false, retry = true;
         if (st == TETHER_OK) {
-            memset(&p, 0, sizeof p);
-            p.event = TETHER_DPS_EVENT_RESPONSE;
-            p.http_status = s->response.status;
-            p.operation = result->operation;
-            report(s, &p, start);
+            p->http_status = s->response.status;
+            p->operation = result->operation;
+            report(s, TETHER_DPS_EVENT_RESPONSE);
             uint16_t code = s->response.status;
+            server_delay = s->response.has_retry_after;
             if (code == 200 || code == 202) {
                 if (s->parse_status != TETHER_OK) {
                     st = s->parse_status;
@@ -298,51 +280,44 @@ tether_status tether_dps_register(tether_dps_session *s, tether_tls *tls,
                     break;
                 }
                 /* Assigning: poll when the server says, or at the default interval. */
-                delay = s->response.has_retry_after ? s->response.retry_after_s * 1000u
-                                                    : cfg->default_poll_ms;
+                delay = server_delay ? s->response.retry_after_s * 1000u : cfg->default_poll_ms;
                 attempt = 0;
-            } else if (tether_dps_response_is_retriable(code)) {
-                tether_backoff_step step = {.attempt = attempt++,
-                                            .previous_ms = previous_delay,
-                                            .random = tether_session_random32(),
-                                            .has_retry_after = s->response.has_retry_after,
-                                            .retry_after_s = s->response.retry_after_s};
-                delay = tether_backoff_delay_ms(&cfg->backoff, &step);
-            } else {
+                retry = false;
+            } else if (!tether_dps_response_is_retriable(code)) {
                 st = code == 401 ? TETHER_DPS_UNAUTHORIZED : TETHER_DPS_REQUEST_REFUSED;
                 break;
             }
         } else if (tether_status_is_transient(st) || st == TETHER_TIMEOUT) {
             /* The connection failed or went quiet: start again on a new one. */
             last_failure = st;
-            memset(&p, 0, sizeof p);
-            p.event = TETHER_DPS_EVENT_CONNECTION_LOST;
-            p.cause = st;
-            report(s, &p, start);
+            p->cause = st;
+            report(s, TETHER_DPS_EVENT_CONNECTION_LOST);
             if (connected) {
                 tether_mqtt_client_connection_lost(&s->mqtt);
                 tether_tls_close(tls);
                 connected = false;
             }
-            tether_backoff_step step = {.attempt = attempt++,
-                                        .previous_ms = previous_delay,
-                                        .random = tether_session_random32()};
-            delay = tether_backoff_delay_ms(&cfg->backoff, &step);
         } else {
             break; /* Credentials, configuration, a refusal: retrying cannot help. */
+        }
+        if (retry) { /* 429 or 5xx (honouring retry-after), or a lost connection */
+            tether_backoff_step step = {.attempt = attempt++,
+                                        .previous_ms = previous_delay,
+                                        .random = tether_session_random32(),
+                                        .has_retry_after = server_delay,
+                                        .retry_after_s = s->response.retry_after_s};
+            delay = tether_backoff_delay_ms(&cfg->backoff, &step);
         }
         previous_delay = delay;
         uint64_t now = tether_port_now_ms();
         if (now + delay > deadline)
             delay = now < deadline ? (uint32_t)(deadline - now) : 0;
-        memset(&p, 0, sizeof p);
-        p.event = TETHER_DPS_EVENT_WAITING;
-        p.wait_ms = delay;
-        p.server_retry_after = s->response.has_retry_after && st == TETHER_OK;
-        p.cause = st;
-        p.attempt = attempt;
-        report(s, &p, start);
-        connected = wait_ms(s, delay, connected);
+        p->wait_ms = delay;
+        p->server_retry_after = server_delay;
+        p->cause = st;
+        p->attempt = attempt;
+        report(s, TETHER_DPS_EVENT_WAITING);
+        (void)pump(s, delay, false, &connected);
         if (!connected)
             tether_tls_close(tls);
     }
@@ -350,6 +325,6 @@ tether_status tether_dps_register(tether_dps_session *s, tether_tls *tls,
         tether_mqtt_client_disconnect(&s->mqtt);
         tether_tls_close(tls);
     }
-    result->elapsed_ms = elapsed(start);
+    result->elapsed_ms = elapsed(s);
     return st;
 }

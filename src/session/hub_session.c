@@ -24,10 +24,13 @@ tether_hub_config tether_hub_config_default(void)
     return c;
 }
 
-static void emit(tether_hub_session *s, tether_hub_event *e)
+/* Tells the application about s->event, then clears it for the next one. */
+static void emit(tether_hub_session *s, tether_hub_event_kind kind)
 {
+    s->event.kind = kind;
     if (s->cfg->on_event)
-        s->cfg->on_event(s->cfg->context, e);
+        s->cfg->on_event(s->cfg->context, &s->event);
+    memset(&s->event, 0, sizeof s->event);
 }
 
 static const char *next_rid(tether_hub_session *s)
@@ -36,33 +39,37 @@ static const char *next_rid(tether_hub_session *s)
     return s->rid;
 }
 
-static tether_status publish(tether_hub_session *s, const char *topic, size_t topic_len,
-                             const uint8_t *payload, size_t len, uint8_t qos)
+/* Publishes to the topic written in s->topic. */
+static tether_status publish(tether_hub_session *s, size_t topic_len, const uint8_t *payload,
+                             size_t len, uint8_t qos)
 {
-    tether_mqtt_publish p = {
-        .topic = topic, .topic_len = topic_len, .payload = payload, .payload_len = len, .qos = qos};
+    tether_mqtt_publish p = {.topic = s->topic,
+                             .topic_len = topic_len,
+                             .payload = payload,
+                             .payload_len = len,
+                             .qos = qos};
     return tether_mqtt_client_publish(&s->mqtt, &p, NULL);
 }
 
 static void answer_method(tether_hub_session *s, const tether_hub_topic *t,
                           const tether_mqtt_publish *m)
 {
-    size_t response_len = 0;
-    uint16_t status = 404;
     static const char not_found[] = "{\"message\":\"no handler for this method\"}";
+    const char *response = not_found;
+    size_t response_len = sizeof not_found - 1;
+    uint16_t status = 404;
     if (s->cfg->on_method) {
+        response = s->response;
+        response_len = 0;
         status = s->cfg->on_method(s->cfg->context, t->method_name, m->payload, m->payload_len,
                                    s->response, sizeof s->response, &response_len);
         if (response_len > sizeof s->response)
             response_len = 0;
-    } else {
-        memcpy(s->response, not_found, sizeof not_found - 1);
-        response_len = sizeof not_found - 1;
     }
     size_t topic_len = 0;
     if (tether_hub_method_response_topic(status, t->rid, s->topic, sizeof s->topic, &topic_len) ==
             TETHER_OK &&
-        publish(s, s->topic, topic_len, (const uint8_t *)s->response, response_len, 0) == TETHER_OK)
+        publish(s, topic_len, (const uint8_t *)response, response_len, 0) == TETHER_OK)
         s->stats.methods_answered++;
 }
 
@@ -88,8 +95,8 @@ static void on_message(void *context, const tether_mqtt_publish *m)
                 cfg->on_twin(cfg->context, (const char *)m->payload, m->payload_len);
         } else if (t.status == 204) {
             s->stats.reported_acknowledged++;
-            tether_hub_event e = {.kind = TETHER_HUB_EVENT_REPORTED, .version = t.version};
-            emit(s, &e);
+            s->event.version = t.version;
+            emit(s, TETHER_HUB_EVENT_REPORTED);
         }
         break;
     case TETHER_HUB_TOPIC_DESIRED_PATCH:
@@ -106,11 +113,8 @@ static void on_message(void *context, const tether_mqtt_publish *m)
 static tether_status connect_once(tether_hub_session *s)
 {
     const tether_hub_config *cfg = s->cfg;
-    tether_tls_options o = cfg->tls;
-    o.host = cfg->host;
-    o.connect_host = cfg->connect_to;
-    o.port = cfg->port;
-    tether_status st = tether_tls_connect(s->tls, &o);
+    tether_status st =
+        tether_session_tls_connect(s->tls, &cfg->tls, cfg->host, cfg->connect_to, cfg->port);
     if (st != TETHER_OK)
         return st;
 
@@ -134,36 +138,31 @@ static tether_status connect_once(tether_hub_session *s)
         /* Renew at 80 % of the lifetime, by reconnecting with a fresh token. */
         s->renew_at_ms = tether_port_now_ms() + (uint64_t)cfg->sas_ttl_s * 800u;
     }
-    if (st == TETHER_OK) {
-        tether_mqtt_client_set_transport(&s->mqtt, tether_tls_transport(s->tls));
-        st = tether_mqtt_client_connect(&s->mqtt, &co, 30000, NULL);
+    char c2d[256];
+    size_t c2d_len = 0;
+    tether_mqtt_filter f[4] = {
+        {TETHER_HUB_TWIN_RESPONSE_FILTER, strlen(TETHER_HUB_TWIN_RESPONSE_FILTER), 1},
+        {TETHER_HUB_TWIN_DESIRED_FILTER, strlen(TETHER_HUB_TWIN_DESIRED_FILTER), 1},
+        {TETHER_HUB_METHODS_FILTER, strlen(TETHER_HUB_METHODS_FILTER), 0},
+        {c2d, 0, 1},
+    };
+    size_t count = 3;
+    if (cfg->module_id == NULL &&
+        tether_hub_c2d_filter(&s->id, c2d, sizeof c2d, &c2d_len) == TETHER_OK) {
+        f[3].filter_len = c2d_len;
+        count = 4;
     }
+    if (st == TETHER_OK)
+        st = tether_session_mqtt_connect(&s->mqtt, s->tls, &co, 30000, f, count);
     if (st == TETHER_MQTT_CONNACK_BAD_CREDENTIALS || st == TETHER_MQTT_CONNACK_NOT_AUTHORIZED)
         st = TETHER_HUB_IDENTITY_REFUSED;
-    if (st == TETHER_OK) {
-        char c2d[256];
-        size_t c2d_len = 0;
-        tether_mqtt_filter f[4] = {
-            {TETHER_HUB_TWIN_RESPONSE_FILTER, strlen(TETHER_HUB_TWIN_RESPONSE_FILTER), 1},
-            {TETHER_HUB_TWIN_DESIRED_FILTER, strlen(TETHER_HUB_TWIN_DESIRED_FILTER), 1},
-            {TETHER_HUB_METHODS_FILTER, strlen(TETHER_HUB_METHODS_FILTER), 0},
-            {c2d, 0, 1},
-        };
-        size_t count = 3;
-        if (cfg->module_id == NULL &&
-            tether_hub_c2d_filter(&s->id, c2d, sizeof c2d, &c2d_len) == TETHER_OK) {
-            f[3].filter_len = c2d_len;
-            count = 4;
-        }
-        st = tether_mqtt_client_subscribe(&s->mqtt, f, count, 30000, NULL);
-    }
     if (st == TETHER_OK) {
         /* The twin on every (re)connect: desired changes made while away are not pushed. */
         size_t topic_len = 0;
         st = tether_hub_twin_get_topic(tether_view_of(next_rid(s)), s->topic, sizeof s->topic,
                                        &topic_len);
         if (st == TETHER_OK)
-            st = publish(s, s->topic, topic_len, NULL, 0, 0);
+            st = publish(s, topic_len, NULL, 0, 0);
     }
     if (st != TETHER_OK) {
         tether_mqtt_client_connection_lost(&s->mqtt);
@@ -174,8 +173,7 @@ static tether_status connect_once(tether_hub_session *s)
     s->failures = 0;
     s->previous_delay = 0;
     s->stats.connects++;
-    tether_hub_event e = {.kind = TETHER_HUB_EVENT_CONNECTED};
-    emit(s, &e);
+    emit(s, TETHER_HUB_EVENT_CONNECTED);
     return TETHER_OK;
 }
 
@@ -188,21 +186,19 @@ tether_status tether_hub_session_start(tether_hub_session *s, tether_tls *tls,
     s->tls = tls;
     s->cfg = cfg;
     s->id = (tether_hub_identity){cfg->host, cfg->device_id, cfg->module_id};
-    tether_status st = tether_hub_identity_check(&s->id);
+    /* The user name writer checks the identity first: its status is the check's. */
     size_t len = 0;
-    if (st == TETHER_OK)
-        st = tether_hub_username(&s->id, "tether", cfg->model_id, s->username,
-                                 sizeof s->username - 1, &len);
+    tether_status st = tether_hub_username(&s->id, "tether", cfg->model_id, s->username,
+                                           sizeof s->username - 1, &len);
     if (st != TETHER_OK)
         return st;
     s->username[len] = 0;
     if (cfg->sas_key != NULL && !tether_clock_is_set(tether_port_time_s()))
         return TETHER_CLOCK_NOT_SET;
 
-    tether_mqtt_config mc = tether_session_mqtt_config(
-        s->tx, sizeof s->tx, s->rx, sizeof s->rx, s->queue, sizeof s->queue, s->slots,
-        sizeof s->slots / sizeof s->slots[0], on_message, s);
-    st = tether_mqtt_client_init(&s->mqtt, &mc);
+    st = tether_session_mqtt_init(&s->mqtt, s->tx, sizeof s->tx, s->rx, sizeof s->rx, s->queue,
+                                  sizeof s->queue, s->slots, sizeof s->slots / sizeof s->slots[0],
+                                  on_message, s);
     if (st != TETHER_OK)
         return st;
     return connect_once(s);
@@ -219,7 +215,7 @@ tether_status tether_hub_session_send(tether_hub_session *s, const uint8_t *payl
                                                   sizeof s->topic, &topic_len);
     if (st != TETHER_OK)
         return st;
-    st = publish(s, s->topic, topic_len, payload, len, qos);
+    st = publish(s, topic_len, payload, len, qos);
     if (st == TETHER_MQTT_INFLIGHT_FULL)
         return TETHER_HUB_QUEUE_FULL;
     if (st == TETHER_OK) {
@@ -242,7 +238,7 @@ tether_status tether_hub_session_report(tether_hub_session *s, const char *json,
     tether_status st = tether_hub_twin_patch_topic(tether_view_of(next_rid(s)), s->topic,
                                                    sizeof s->topic, &topic_len);
     if (st == TETHER_OK)
-        st = publish(s, s->topic, topic_len, (const uint8_t *)json, len, 0);
+        st = publish(s, topic_len, (const uint8_t *)json, len, 0);
     return st;
 }
 
@@ -252,8 +248,8 @@ static void lost(tether_hub_session *s, tether_status cause)
     tether_tls_close(s->tls);
     s->connected = false;
     s->retry_at_ms = tether_port_now_ms(); /* the first attempt right away */
-    tether_hub_event e = {.kind = TETHER_HUB_EVENT_DISCONNECTED, .cause = cause};
-    emit(s, &e);
+    s->event.cause = cause;
+    emit(s, TETHER_HUB_EVENT_DISCONNECTED);
 }
 
 /* One reconnection attempt when its time has come; schedules the next on failure. */
@@ -271,9 +267,10 @@ static tether_status try_reconnect(tether_hub_session *s)
     uint32_t delay = tether_backoff_delay_ms(&s->cfg->backoff, &step);
     s->previous_delay = delay;
     s->retry_at_ms = tether_port_now_ms() + delay;
-    tether_hub_event e = {
-        .kind = TETHER_HUB_EVENT_WAITING, .cause = st, .wait_ms = delay, .failures = s->failures};
-    emit(s, &e);
+    s->event.cause = st;
+    s->event.wait_ms = delay;
+    s->event.failures = s->failures;
+    emit(s, TETHER_HUB_EVENT_WAITING);
     return TETHER_OK;
 }
 
@@ -296,8 +293,7 @@ tether_status tether_hub_session_process(tether_hub_session *s, uint32_t timeout
             continue;
         }
         if (s->renew_at_ms != 0 && now >= s->renew_at_ms) {
-            tether_hub_event e = {.kind = TETHER_HUB_EVENT_TOKEN_RENEWAL};
-            emit(s, &e);
+            emit(s, TETHER_HUB_EVENT_TOKEN_RENEWAL);
             s->stats.token_renewals++;
             tether_mqtt_client_disconnect(&s->mqtt);
             tether_tls_close(s->tls);
@@ -311,9 +307,8 @@ tether_status tether_hub_session_process(tether_hub_session *s, uint32_t timeout
         tether_tls_set_io_timeout(s->tls, slice);
         tether_status st = tether_mqtt_client_process(&s->mqtt, slice);
         if (st == TETHER_MQTT_PACKET_TOO_LARGE) {
-            tether_hub_event e = {.kind = TETHER_HUB_EVENT_DISCARDED,
-                                  .size = tether_mqtt_client_last_needed(&s->mqtt)};
-            emit(s, &e);
+            s->event.size = tether_mqtt_client_last_needed(&s->mqtt);
+            emit(s, TETHER_HUB_EVENT_DISCARDED);
         } else if (st != TETHER_OK) {
             lost(s, st);
         }

@@ -6,7 +6,10 @@
  *   - SUBSCRIBE/UNSUBSCRIBE filters walk to exactly the decoded count;
  *   - the matching encoder sizes it, refuses one byte less, and writes the same bytes back
  *     (the decoder accepts only canonical packets, so encode(decode(x)) == x);
- *   - decoding those bytes gives the same fields.
+ *   - decoding those bytes gives the same fields;
+ *   - the client's decoder (tether_mqtt_decode_from_server) agrees with the full one: the
+ *     same verdict and size on every input, the same fields for what a server sends, and
+ *     only the header fields for what only a client sends.
  * Any violation traps.
  */
 #include <stdbool.h>
@@ -229,6 +232,33 @@ static void check_packet(const uint8_t *bytes, size_t n, const tether_mqtt_packe
     free(filters);
 }
 
+/* The client's decoder against the full one's verdict on the same bytes. A packet only a
+ * client sends may be malformed for the full decoder and still come back (type only) from
+ * the client's, which does not read its body. */
+static void check_from_server(const uint8_t *bytes, size_t n, tether_status st,
+                              const tether_mqtt_packet *full, size_t consumed)
+{
+    tether_mqtt_packet pkt;
+    size_t used = 0;
+    tether_status ds = tether_mqtt_decode_from_server(bytes, n, &pkt, &used);
+    unsigned type = n > 0 ? bytes[0] >> 4 : 0;
+    bool client_only = type == TETHER_MQTT_CONNECT || type == TETHER_MQTT_SUBSCRIBE ||
+                       type == TETHER_MQTT_UNSUBSCRIBE;
+    if (!client_only || st == TETHER_WOULD_BLOCK) {
+        CHECK(ds == st && used == consumed);
+        if (st == TETHER_OK && !client_only)
+            CHECK(memcmp(&pkt, full, sizeof pkt) == 0);
+    } else if (ds == TETHER_OK) {
+        CHECK(st == TETHER_OK || st == TETHER_MQTT_MALFORMED);
+        CHECK(pkt.type == type && pkt.flags == (bytes[0] & 0x0Fu) && pkt.packet_id == 0);
+        CHECK(used <= n && used > pkt.remaining_len && used - pkt.remaining_len <= 5);
+        if (st == TETHER_OK)
+            CHECK(used == consumed && pkt.remaining_len == full->remaining_len);
+    } else {
+        CHECK(ds == st); /* a bad header is bad for both */
+    }
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     size_t off = 0;
@@ -236,6 +266,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         tether_mqtt_packet pkt;
         size_t consumed = 0;
         tether_status st = tether_mqtt_decode(data + off, size - off, &pkt, &consumed);
+        check_from_server(data + off, size - off, st, &pkt, consumed);
         if (st == TETHER_WOULD_BLOCK) {
             /* Either the header is cut (0) or the packet is longer than what is left. */
             CHECK(consumed == 0 || consumed > size - off);

@@ -1457,6 +1457,60 @@ static void test_stream_of_packets(void **state)
     free(p);
 }
 
+/* The client's decoder: the same as the full one for what a server sends; what only a client
+ * sends comes back as its type alone, its body unread. */
+static void test_decode_from_server(void **state)
+{
+    (void)state;
+    static const uint8_t stream[] = {
+        0x20, 0x02, 0x01, 0x00,                        /* CONNACK, session present */
+        0x90, 0x03, 0x00, 0x01, 0x80,                  /* SUBACK, refused */
+        0x32, 0x06, 0x00, 0x01, 't',  0x00, 0x02, 'x', /* PUBLISH QoS 1 */
+        0x40, 0x02, 0x00, 0x07,                        /* PUBACK 7 */
+        0xD0, 0x00,                                    /* PINGRESP */
+    };
+    uint8_t *p = heap_copy(stream, sizeof stream);
+    size_t off = 0;
+    while (off < sizeof stream) {
+        tether_mqtt_packet full, device;
+        size_t used_full = 0, used_device = 0;
+        assert_int_equal(tether_mqtt_decode(p + off, sizeof stream - off, &full, &used_full),
+                         TETHER_OK);
+        assert_int_equal(
+            tether_mqtt_decode_from_server(p + off, sizeof stream - off, &device, &used_device),
+            TETHER_OK);
+        assert_int_equal(used_device, used_full);
+        assert_memory_equal(&device, &full, sizeof full);
+        off += used_full;
+    }
+    free(p);
+
+    /* Malformed is malformed for both. */
+    static const uint8_t bad_puback[] = {0x40, 0x03, 0x00, 0x01, 0x00};
+    static const uint8_t bad_connack[] = {0x20, 0x02, 0x02, 0x00};
+    tether_mqtt_packet pkt;
+    size_t used = 0;
+    assert_int_equal(tether_mqtt_decode_from_server(bad_puback, sizeof bad_puback, &pkt, &used),
+                     TETHER_MQTT_MALFORMED);
+    assert_int_equal(tether_mqtt_decode_from_server(bad_connack, sizeof bad_connack, &pkt, &used),
+                     TETHER_MQTT_MALFORMED);
+
+    /* A CONNECT (even an empty, malformed one) and a SUBSCRIBE: the type, nothing read. */
+    static const uint8_t connect[] = {0x10, 0x00};
+    static const uint8_t subscribe[] = {0x82, 0x03, 0x00, 0x01, 0xFF};
+    assert_int_equal(tether_mqtt_decode_from_server(connect, sizeof connect, &pkt, &used),
+                     TETHER_OK);
+    assert_int_equal(pkt.type, TETHER_MQTT_CONNECT);
+    assert_int_equal(used, 2);
+    assert_null(pkt.u.connect.client_id);
+    assert_int_equal(tether_mqtt_decode_from_server(subscribe, sizeof subscribe, &pkt, &used),
+                     TETHER_OK);
+    assert_int_equal(pkt.type, TETHER_MQTT_SUBSCRIBE);
+    assert_int_equal(pkt.remaining_len, 3);
+    assert_int_equal(pkt.packet_id, 0);
+    assert_int_equal(used, 5);
+}
+
 static void test_type_names(void **state)
 {
     (void)state;
@@ -1473,6 +1527,7 @@ static void test_type_names(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_decode_from_server),
         cmocka_unit_test(test_remaining_length_boundaries),
         cmocka_unit_test(test_remaining_length_too_large),
         cmocka_unit_test(test_remaining_length_five_bytes),

@@ -19,7 +19,9 @@
 #include <time.h>
 #include <unistd.h>
 
-static tether_status status_of_errno(int err)
+#include "port_posix.h"
+
+tether_status tether_port_posix_status_of_errno(int err)
 {
     switch (err) {
     case ECONNREFUSED:
@@ -57,12 +59,12 @@ static tether_status connect_one(tether_socket *sock, const struct addrinfo *ai,
     int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, ai->ai_protocol);
     if (fd < 0) {
         sock->last_errno = errno;
-        return status_of_errno(errno);
+        return tether_port_posix_status_of_errno(errno);
     }
     if (connect(fd, ai->ai_addr, ai->ai_addrlen) != 0 && errno != EINPROGRESS) {
         sock->last_errno = errno;
         close(fd);
-        return status_of_errno(sock->last_errno);
+        return tether_port_posix_status_of_errno(sock->last_errno);
     }
     uint64_t now = tether_port_now_ms();
     uint32_t left = deadline_ms > now ? (uint32_t)(deadline_ms - now) : 0;
@@ -77,7 +79,7 @@ static tether_status connect_one(tether_socket *sock, const struct addrinfo *ai,
     if (n < 0 || getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0 || err != 0) {
         sock->last_errno = err ? err : errno;
         close(fd);
-        return status_of_errno(sock->last_errno);
+        return tether_port_posix_status_of_errno(sock->last_errno);
     }
     int one = 1;
     (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
@@ -123,8 +125,7 @@ tether_status tether_port_tcp_connect(tether_socket *sock, const char *host, uin
     return st;
 }
 
-int32_t tether_port_tcp_send(tether_socket *sock, const uint8_t *buf, size_t len,
-                             uint32_t timeout_ms)
+int32_t tether_port_posix_send_once(tether_socket *sock, const uint8_t *buf, size_t len)
 {
     if (sock == NULL || sock->fd < 0)
         return tether_transport_error(TETHER_CONNECTION_CLOSED);
@@ -136,21 +137,14 @@ int32_t tether_port_tcp_send(tether_socket *sock, const uint8_t *buf, size_t len
             return (int32_t)n;
         if (errno == EINTR)
             continue;
-        if (errno != EAGAIN && errno != EWOULDBLOCK) {
-            sock->last_errno = errno;
-            return tether_transport_error(status_of_errno(errno));
-        }
-        int w = wait_fd(sock->fd, POLLOUT, timeout_ms);
-        if (w == 0)
+        if (errno == EAGAIN || errno == EWOULDBLOCK)
             return 0;
-        if (w < 0) {
-            sock->last_errno = errno;
-            return tether_transport_error(TETHER_SOCKET_ERROR);
-        }
+        sock->last_errno = errno;
+        return tether_transport_error(tether_port_posix_status_of_errno(errno));
     }
 }
 
-int32_t tether_port_tcp_recv(tether_socket *sock, uint8_t *buf, size_t len, uint32_t timeout_ms)
+int32_t tether_port_posix_recv_once(tether_socket *sock, uint8_t *buf, size_t len)
 {
     if (sock == NULL || sock->fd < 0)
         return tether_transport_error(TETHER_CONNECTION_CLOSED);
@@ -164,11 +158,24 @@ int32_t tether_port_tcp_recv(tether_socket *sock, uint8_t *buf, size_t len, uint
             return tether_transport_error(TETHER_CONNECTION_CLOSED);
         if (errno == EINTR)
             continue;
-        if (errno != EAGAIN && errno != EWOULDBLOCK) {
-            sock->last_errno = errno;
-            return tether_transport_error(status_of_errno(errno));
-        }
-        int w = wait_fd(sock->fd, POLLIN, timeout_ms);
+        if (errno == EAGAIN || errno == EWOULDBLOCK)
+            return 0;
+        sock->last_errno = errno;
+        return tether_transport_error(tether_port_posix_status_of_errno(errno));
+    }
+}
+
+/* One attempt, then waits for the socket and tries again, until something moved, an error, or
+ * @p timeout_ms of waiting in vain (0 returned). */
+static int32_t move_bytes(tether_socket *sock, uint8_t *rbuf, const uint8_t *sbuf, size_t len,
+                          uint32_t timeout_ms)
+{
+    for (;;) {
+        int32_t n = sbuf != NULL ? tether_port_posix_send_once(sock, sbuf, len)
+                                 : tether_port_posix_recv_once(sock, rbuf, len);
+        if (n != 0 || len == 0)
+            return n;
+        int w = wait_fd(sock->fd, sbuf != NULL ? POLLOUT : POLLIN, timeout_ms);
         if (w == 0)
             return 0;
         if (w < 0) {
@@ -176,6 +183,17 @@ int32_t tether_port_tcp_recv(tether_socket *sock, uint8_t *buf, size_t len, uint
             return tether_transport_error(TETHER_SOCKET_ERROR);
         }
     }
+}
+
+int32_t tether_port_tcp_send(tether_socket *sock, const uint8_t *buf, size_t len,
+                             uint32_t timeout_ms)
+{
+    return move_bytes(sock, NULL, buf, len, timeout_ms);
+}
+
+int32_t tether_port_tcp_recv(tether_socket *sock, uint8_t *buf, size_t len, uint32_t timeout_ms)
+{
+    return move_bytes(sock, buf, NULL, len, timeout_ms);
 }
 
 void tether_port_tcp_close(tether_socket *sock)
