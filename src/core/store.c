@@ -6,10 +6,11 @@
 
 #define HEADER "tether-provisioning 1\n"
 
-static uint32_t crc32(const uint8_t *p, size_t n)
+uint32_t tether_crc32(uint32_t crc, const void *data, size_t n)
 {
     /* Bitwise CRC-32 (IEEE): a record is read once per boot, a table is not worth its flash. */
-    uint32_t crc = 0xFFFFFFFFu;
+    const uint8_t *p = data;
+    crc = ~crc;
     for (size_t i = 0; i < n; i++) {
         crc ^= p[i];
         for (int k = 0; k < 8; k++)
@@ -50,7 +51,7 @@ tether_status tether_record_encode(const tether_provisioning_record *rec, uint8_
         return TETHER_INVALID_ARGUMENT;
     size_t body = (size_t)n;
     int m = snprintf(text + body, sizeof text - body, "crc32=%08x\n",
-                     (unsigned)crc32((const uint8_t *)text, body));
+                     (unsigned)tether_crc32(0, text, body));
     size_t total = body + (size_t)m;
     *out_len = total;
     if (buf == NULL || cap < total)
@@ -151,7 +152,7 @@ tether_status tether_record_decode(const uint8_t *buf, size_t len, tether_provis
             return TETHER_STORE_CORRUPT;
         want = want << 4 | (uint32_t)h;
     }
-    if (crc32(buf, crc_at) != want)
+    if (tether_crc32(0, buf, crc_at) != want)
         return TETHER_STORE_CORRUPT;
 
     unsigned seen = 0;
