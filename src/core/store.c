@@ -1,6 +1,8 @@
 /* The provisioning record as checked text: key=value lines, then a CRC-32 of all before it. */
 #include "tether/store.h"
 
+#include "format.h"
+
 #include <stdio.h>
 #include <string.h>
 
@@ -39,14 +41,14 @@ tether_status tether_record_encode(const tether_provisioning_record *rec, uint8_
         rec->registration_id[0] == 0 || rec->assigned_hub[0] == 0 || rec->device_id[0] == 0)
         return TETHER_INVALID_ARGUMENT;
     char text[TETHER_RECORD_MAX];
-    char hex[65];
+    char hex[65], when[TETHER_I64_DIGITS];
     for (size_t i = 0; i < 32; i++)
         snprintf(hex + 2 * i, 3, "%02x", rec->credential_sha256[i]);
     int n = snprintf(text, sizeof text,
                      HEADER "id_scope=%s\nregistration_id=%s\nassigned_hub=%s\ndevice_id=%s\n"
-                            "connect_to=%s\ncredential=sha256:%s\nassigned_at=%lld\n",
+                            "connect_to=%s\ncredential=sha256:%s\nassigned_at=%s\n",
                      rec->id_scope, rec->registration_id, rec->assigned_hub, rec->device_id,
-                     rec->connect_to, hex, (long long)rec->assigned_at);
+                     rec->connect_to, hex, tether_format_i64(rec->assigned_at, when));
     if (n < 0 || (size_t)n + 16 > sizeof text)
         return TETHER_INVALID_ARGUMENT;
     size_t body = (size_t)n;
