@@ -235,6 +235,14 @@ void *_sbrk(ptrdiff_t incr)
     return (void *)-1;
 }
 
+/* abort() and a failed assert() end here: stop the emulator instead of spinning. */
+void _exit(int code);
+void _exit(int code)
+{
+    board_puts("FAULT: the C library stopped the program (abort or assert)\n");
+    board_exit(128 + code);
+}
+
 uint32_t board_libc_malloc_attempts(void)
 {
     return sbrk_calls;

@@ -1,10 +1,14 @@
 /* The bare-metal Cortex-M port: include/tether/port.h on SysTick, WFI and the UART modem. */
+#define _POSIX_C_SOURCE 200809L /* gmtime_r */
+
 #include "port_cortex_m.h"
 
 #include <string.h>
+#include <time.h>
 
 #include "board.h"
 #include "mbedtls/platform_time.h"
+#include "mbedtls/platform_util.h"
 #include "tether/port.h"
 #include "tether/transport.h"
 
@@ -157,6 +161,15 @@ mbedtls_ms_time_t mbedtls_ms_time(void)
 {
     return (mbedtls_ms_time_t)tether_port_now_ms();
 }
+
+#if defined(MBEDTLS_PLATFORM_GMTIME_R_ALT)
+/* Certificate dates: the C library's reentrant gmtime_r (newlib's gmtime() would malloc). */
+struct tm *mbedtls_platform_gmtime_r(const mbedtls_time_t *tt, struct tm *tm_buf)
+{
+    time_t t = (time_t)*tt;
+    return gmtime_r(&t, tm_buf);
+}
+#endif
 
 void tether_port_sleep_ms(uint32_t ms)
 {
