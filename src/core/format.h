@@ -9,23 +9,7 @@
 /** Room for any int64 in decimal, sign and NUL included. */
 #define TETHER_I64_DIGITS 21
 
-/** Writes @p v in decimal into @p out; returns @p out. */
-static inline char *tether_format_i64(int64_t v, char out[TETHER_I64_DIGITS])
-{
-    char tmp[TETHER_I64_DIGITS];
-    uint64_t u = v < 0 ? 0u - (uint64_t)v : (uint64_t)v;
-    int n = 0;
-    do {
-        tmp[n++] = (char)('0' + u % 10u);
-        u /= 10u;
-    } while (u != 0);
-    int k = 0;
-    if (v < 0)
-        out[k++] = '-';
-    while (n > 0)
-        out[k++] = tmp[--n];
-    out[k] = 0;
-    return out;
-}
+/** Writes @p v in decimal into @p out; returns @p out. (Defined in store.c, its first user.) */
+char *tether_format_i64(int64_t v, char out[TETHER_I64_DIGITS]);
 
 #endif

@@ -22,6 +22,24 @@ uint32_t tether_crc32(uint32_t crc, const void *data, size_t n)
 }
 
 /* Values may hold anything printable but the line structure. */
+char *tether_format_i64(int64_t v, char out[TETHER_I64_DIGITS])
+{
+    char tmp[TETHER_I64_DIGITS];
+    uint64_t u = v < 0 ? 0u - (uint64_t)v : (uint64_t)v;
+    int n = 0;
+    do {
+        tmp[n++] = (char)('0' + u % 10u);
+        u /= 10u;
+    } while (u != 0);
+    int k = 0;
+    if (v < 0)
+        out[k++] = '-';
+    while (n > 0)
+        out[k++] = tmp[--n];
+    out[k] = 0;
+    return out;
+}
+
 static int value_ok(const char *v)
 {
     for (; *v; v++)
