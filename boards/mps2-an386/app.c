@@ -124,7 +124,11 @@ static void on_c2d(void *context, const tether_hub_c2d *m)
 {
     (void)context;
     size_t n = m->payload_len < sizeof flow.c2d - 1 ? m->payload_len : sizeof flow.c2d - 1;
-    memcpy(flow.c2d, m->payload, n);
+    /* Kept printable and free of JSON metacharacters: it goes into the report line. */
+    for (size_t i = 0; i < n; i++) {
+        uint8_t c = m->payload[i];
+        flow.c2d[i] = c < 0x20 || c > 0x7e || c == '"' || c == '\\' ? '?' : (char)c;
+    }
     flow.c2d[n] = 0;
     flow.c2d_received = true;
     board_printf("EVENT c2d \"%s\"\n", flow.c2d);

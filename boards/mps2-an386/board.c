@@ -153,7 +153,7 @@ void board_puts(const char *s)
 
 void board_printf(const char *fmt, ...)
 {
-    char line[256];
+    char line[512];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(line, sizeof line, fmt, ap);

@@ -12,7 +12,7 @@
 
 /** Writes a NUL-terminated string on the host's console. */
 void board_puts(const char *s);
-/** printf-style line on the console (at most 255 characters). */
+/** printf-style line on the console (at most 511 characters; nano formats only). */
 void board_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /** The command line QEMU passes (-semihosting-config arg=...), "" if none. */
 const char *board_cmdline(void);
