@@ -3,9 +3,18 @@
  * @brief The platform port: sockets, clocks, randomness, files. Small on purpose.
  *
  * Everything tether needs from the platform is here; a port for ESP-IDF or FreeRTOS
- * reimplements these functions and nothing else. The POSIX port (src/port/posix) is the
- * default. Socket functions follow the transport contract of transport.h: bytes moved,
- * 0 for "nothing within the timeout", a negative ::tether_status on error.
+ * reimplements these functions and nothing else (docs/porting.md, function by function). Two
+ * ports exist: POSIX (src/port/posix, the default) and bare-metal Cortex-M with a UART modem
+ * (src/port/cortex-m). Socket functions follow the transport contract of transport.h: bytes
+ * moved, 0 for "nothing within the timeout", a negative ::tether_status on error.
+ *
+ * What the device library (TLS, MQTT, DPS and hub sessions) calls: the four TCP functions,
+ * the clocks, tether_port_entropy() and tether_port_sleep_ms(). tether_port_udp_exchange() is
+ * called only by SNTP (sntp.h) and tether_port_read_file() only by the command line and the
+ * POSIX file store: a port without UDP or files returns TETHER_SOCKET_ERROR and
+ * TETHER_FILE_NOT_FOUND from them. Where mbedTLS has no POSIX clock the port also supplies
+ * mbedtls_ms_time() (MBEDTLS_PLATFORM_MS_TIME_ALT) and, without gmtime_r,
+ * mbedtls_platform_gmtime_r() (MBEDTLS_PLATFORM_GMTIME_R_ALT).
  *
  * @code
  * tether_socket s;
@@ -27,11 +36,15 @@
 extern "C" {
 #endif
 
-/** A TCP connection of the POSIX port. */
+/**
+ * A TCP connection, as the port keeps it. The fields mean what the port makes them mean:
+ * `fd` is the port's handle (a POSIX descriptor, a modem's link number), -1 when closed;
+ * `last_errno` is the system error code where the platform has one (errno), else 0.
+ */
 typedef struct tether_socket {
-    int fd;              /**< -1 when closed. */
-    int last_errno;      /**< System error of the last failure, for diagnostics; 0 if none. */
-    char address[64];    /**< Numeric address connected to, for messages. */
+    int fd;              /**< The port's connection handle; -1 when closed. */
+    int last_errno;      /**< errno of the last failure on POSIX; 0 if none or no errno. */
+    char address[64];    /**< Address connected to (numeric, or the name a modem dialled). */
     uint32_t connect_ms; /**< Time the TCP connect took. */
 } tether_socket;
 

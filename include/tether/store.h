@@ -82,6 +82,12 @@ TETHER_MUST_USE tether_status tether_store_save(const tether_store *store, uint8
                                                 size_t scratch_len,
                                                 const tether_provisioning_record *rec);
 
+/**
+ * CRC-32 (IEEE 802.3, as zlib's crc32()) of @p n bytes, continuing from @p crc (0 to start):
+ * the record's checksum line and the flash store's slot check.
+ */
+uint32_t tether_crc32(uint32_t crc, const void *data, size_t n);
+
 /** The POSIX file store: the path is kept by pointer and must outlive the store. */
 typedef struct tether_file_store {
     const char *path;

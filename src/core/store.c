@@ -1,15 +1,18 @@
 /* The provisioning record as checked text: key=value lines, then a CRC-32 of all before it. */
 #include "tether/store.h"
 
+#include "format.h"
+
 #include <stdio.h>
 #include <string.h>
 
 #define HEADER "tether-provisioning 1\n"
 
-static uint32_t crc32(const uint8_t *p, size_t n)
+uint32_t tether_crc32(uint32_t crc, const void *data, size_t n)
 {
     /* Bitwise CRC-32 (IEEE): a record is read once per boot, a table is not worth its flash. */
-    uint32_t crc = 0xFFFFFFFFu;
+    const uint8_t *p = data;
+    crc = ~crc;
     for (size_t i = 0; i < n; i++) {
         crc ^= p[i];
         for (int k = 0; k < 8; k++)
@@ -19,6 +22,24 @@ static uint32_t crc32(const uint8_t *p, size_t n)
 }
 
 /* Values may hold anything printable but the line structure. */
+char *tether_format_i64(int64_t v, char out[TETHER_I64_DIGITS])
+{
+    char tmp[TETHER_I64_DIGITS];
+    uint64_t u = v < 0 ? 0u - (uint64_t)v : (uint64_t)v;
+    int n = 0;
+    do {
+        tmp[n++] = (char)('0' + u % 10u);
+        u /= 10u;
+    } while (u != 0);
+    int k = 0;
+    if (v < 0)
+        out[k++] = '-';
+    while (n > 0)
+        out[k++] = tmp[--n];
+    out[k] = 0;
+    return out;
+}
+
 static int value_ok(const char *v)
 {
     for (; *v; v++)
@@ -38,19 +59,19 @@ tether_status tether_record_encode(const tether_provisioning_record *rec, uint8_
         rec->registration_id[0] == 0 || rec->assigned_hub[0] == 0 || rec->device_id[0] == 0)
         return TETHER_INVALID_ARGUMENT;
     char text[TETHER_RECORD_MAX];
-    char hex[65];
+    char hex[65], when[TETHER_I64_DIGITS];
     for (size_t i = 0; i < 32; i++)
         snprintf(hex + 2 * i, 3, "%02x", rec->credential_sha256[i]);
     int n = snprintf(text, sizeof text,
                      HEADER "id_scope=%s\nregistration_id=%s\nassigned_hub=%s\ndevice_id=%s\n"
-                            "connect_to=%s\ncredential=sha256:%s\nassigned_at=%lld\n",
+                            "connect_to=%s\ncredential=sha256:%s\nassigned_at=%s\n",
                      rec->id_scope, rec->registration_id, rec->assigned_hub, rec->device_id,
-                     rec->connect_to, hex, (long long)rec->assigned_at);
+                     rec->connect_to, hex, tether_format_i64(rec->assigned_at, when));
     if (n < 0 || (size_t)n + 16 > sizeof text)
         return TETHER_INVALID_ARGUMENT;
     size_t body = (size_t)n;
     int m = snprintf(text + body, sizeof text - body, "crc32=%08x\n",
-                     (unsigned)crc32((const uint8_t *)text, body));
+                     (unsigned)tether_crc32(0, text, body));
     size_t total = body + (size_t)m;
     *out_len = total;
     if (buf == NULL || cap < total)
@@ -151,7 +172,7 @@ tether_status tether_record_decode(const uint8_t *buf, size_t len, tether_provis
             return TETHER_STORE_CORRUPT;
         want = want << 4 | (uint32_t)h;
     }
-    if (crc32(buf, crc_at) != want)
+    if (tether_crc32(0, buf, crc_at) != want)
         return TETHER_STORE_CORRUPT;
 
     unsigned seen = 0;

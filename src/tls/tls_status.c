@@ -18,6 +18,7 @@
 #include "tether/sntp.h"
 #include "tether/tls.h"
 #include "tls_internal.h"
+#include "../core/format.h"
 
 void tether_mbedtls_split(int code, int *out_high, int *out_low)
 {
@@ -205,9 +206,15 @@ static void format_utc(int64_t unix_s, char *buf, size_t len)
 {
     mbedtls_time_t t = (mbedtls_time_t)unix_s;
     struct tm tm;
+    char digits[TETHER_I64_DIGITS];
     if (mbedtls_platform_gmtime_r(&t, &tm) == NULL ||
-        strftime(buf, len, "%Y-%m-%d %H:%M:%S UTC", &tm) == 0)
-        snprintf(buf, len, "%lld (Unix seconds)", (long long)unix_s);
+        strftime(buf, len, "%Y-%m-%d %H:%M:%S UTC", &tm) == 0) {
+        /* Out of gmtime's range: the number of seconds as it is. */
+        tether_format_i64(unix_s, digits);
+        size_t n = strlen(digits) < len - 1 ? strlen(digits) : len - 1;
+        memcpy(buf, digits, n);
+        buf[n] = 0;
+    }
 }
 
 void tether_tls_describe(const tether_tls_diag *d, char *buf, size_t len)
@@ -226,34 +233,36 @@ void tether_tls_describe(const tether_tls_diag *d, char *buf, size_t len)
     switch (d->status) {
     case TETHER_TLS_CERT_CHAIN_TOO_LARGE:
         add(&t,
-            "  your certificate chain makes a %zu-byte Certificate message; this build's TLS "
-            "output buffer holds %zu (MBEDTLS_SSL_OUT_CONTENT_LEN). The server never saw your "
+            "  your certificate chain makes a %lu-byte Certificate message; this build's TLS "
+            "output buffer holds %lu (MBEDTLS_SSL_OUT_CONTENT_LEN). The server never saw your "
             "certificate.\n",
-            d->needed, d->available);
+            (unsigned long)d->needed, (unsigned long)d->available);
         add(&t,
-            "  fix: send a shorter chain, or build with an output buffer of at least %zu "
+            "  fix: send a shorter chain, or build with an output buffer of at least %lu "
             "bytes (profile desktop)\n",
-            (d->needed + 511) / 512 * 512);
+            (unsigned long)((d->needed + 511) / 512 * 512));
         break;
     case TETHER_TLS_PEER_CLOSED_IN_HANDSHAKE:
         if (d->stage <= TETHER_TLS_STAGE_SERVER_HELLO)
             add(&t,
-                "  the server closed right after the ClientHello (%zu bytes sent, %zu "
+                "  the server closed right after the ClientHello (%lu bytes sent, %lu "
                 "received): it accepted nothing offered (TLS version, cipher suites, SNI "
                 "name), or something between drops TLS\n",
-                d->bytes_sent, d->bytes_received);
+                (unsigned long)d->bytes_sent, (unsigned long)d->bytes_received);
         else
             add(&t,
-                "  the server closed after %zu bytes sent and %zu received, past the %s: "
+                "  the server closed after %lu bytes sent and %lu received, past the %s: "
                 "most often it rejected the client certificate\n",
-                d->bytes_sent, d->bytes_received, tether_tls_stage_name(d->stage));
+                (unsigned long)d->bytes_sent, (unsigned long)d->bytes_received,
+                tether_tls_stage_name(d->stage));
         add(&t, "  fix: %s\n", tether_status_hint(d->status));
         break;
     case TETHER_TLS_ALLOC_FAILED:
-        add(&t, "  mbedTLS asked for %zu bytes with %zu in use (peak %zu)", d->heap_request,
-            d->heap_at_failure, d->heap_peak);
+        add(&t, "  mbedTLS asked for %lu bytes with %lu in use (peak %lu)",
+            (unsigned long)d->heap_request, (unsigned long)d->heap_at_failure,
+            (unsigned long)d->heap_peak);
         if (d->heap_cap)
-            add(&t, " under a heap limit of %zu bytes", d->heap_cap);
+            add(&t, " under a heap limit of %lu bytes", (unsigned long)d->heap_cap);
         add(&t, "\n  fix: %s\n", tether_status_hint(d->status));
         break;
     case TETHER_TLS_SERVER_CERT_UNTRUSTED:
@@ -282,15 +291,15 @@ void tether_tls_describe(const tether_tls_diag *d, char *buf, size_t len)
         break;
     }
     case TETHER_TLS_RECORD_TOO_LARGE:
-        add(&t, "  the server sent a %zu-byte record; the input buffer holds %zu\n", d->needed,
-            d->available);
+        add(&t, "  the server sent a %lu-byte record; the input buffer holds %lu\n",
+            (unsigned long)d->needed, (unsigned long)d->available);
         add(&t, "  fix: %s\n", tether_status_hint(d->status));
         break;
     case TETHER_TLS_HANDSHAKE_MESSAGE_TOO_LARGE:
         add(&t,
-            "  the server's handshake message (its certificate chain, at this stage) is %zu "
-            "bytes; this build's input buffer holds %zu\n",
-            d->needed, d->available);
+            "  the server's handshake message (its certificate chain, at this stage) is %lu "
+            "bytes; this build's input buffer holds %lu\n",
+            (unsigned long)d->needed, (unsigned long)d->available);
         add(&t, "  fix: %s\n", tether_status_hint(d->status));
         break;
     default:
@@ -310,5 +319,6 @@ void tether_tls_describe(const tether_tls_diag *d, char *buf, size_t len)
         add(&t, "  mbedTLS: -0x%04X %s\n", (unsigned)-d->mbedtls_code, raw);
     }
     if (d->status != TETHER_OK && d->heap_peak > 0)
-        add(&t, "  heap: %zu bytes in use, peak %zu\n", d->heap_in_use, d->heap_peak);
+        add(&t, "  heap: %lu bytes in use, peak %lu\n", (unsigned long)d->heap_in_use,
+            (unsigned long)d->heap_peak);
 }
