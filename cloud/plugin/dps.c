@@ -492,7 +492,15 @@ static void on_register(struct tc_session *s, const struct tc_topic *t, const vo
         respond_error(s, 401, t->rid, 0, s->dps_error, s->dps_message);
         return;
     }
-    cJSON *req = len > 0 && len < 65536 ? cJSON_ParseWithLength(payload, len) : NULL;
+    /* An empty body means {"registrationId":"<the id in the username>"}: the Embedded C
+     * SDK's provisioning client publishes exactly that, and DPS accepts it. */
+    cJSON *req = NULL;
+    if (len == 0) {
+        req = cJSON_CreateObject();
+        cJSON_AddStringToObject(req, "registrationId", s->id);
+    } else if (len < 65536) {
+        req = cJSON_ParseWithLength(payload, len);
+    }
     cJSON *rid_item = cJSON_GetObjectItemCaseSensitive(req, "registrationId");
     if (!cJSON_IsObject(req) || !cJSON_IsString(rid_item) ||
         strcasecmp(rid_item->valuestring, s->id) != 0) {

@@ -1,0 +1,74 @@
+"""Azure behaviours of the local cloud, one test per finding of issue 11 (and the two of
+issue 14 that are the same faults). Each test states what DPS or IoT Hub does and checks
+that the local cloud does the same for an ordinary MQTT client (Eclipse Paho)."""
+import json
+import time
+
+from conftest import sas_token, parse_res
+
+
+def enroll_sas(cloud, reg):
+    e = cloud.cli_json("enrollment", "create", "--registration-id", reg)
+    return e["attestation"]["symmetricKey"]["primaryKey"]
+
+
+def dps_token(cloud, reg, key):
+    return sas_token(f"{cloud.scope}/registrations/{reg}", key, skn="registration")
+
+
+def dps_flow(cloud, reg, body, **kw):
+    """Register with a raw request body; returns (final status, final body)."""
+    d = cloud.dps(reg, **kw)
+    assert d.connect() == 0
+    assert d.subscribe("$dps/registrations/res/#") == (1,)
+    d.publish("$dps/registrations/PUT/iotdps-register/?$rid=1", body)
+    m = d.get(timeout=10)
+    assert m is not None, "no answer to the register request"
+    status, q = parse_res(m.topic)
+    res = json.loads(m.payload)
+    rid = 2
+    while status == 202 and rid < 30:
+        time.sleep(float(q.get("retry-after", "0")))
+        d.publish("$dps/registrations/GET/iotdps-get-operationstatus/"
+                  f"?$rid={rid}&operationId={res['operationId']}", b"")
+        m = d.get(timeout=10)
+        assert m is not None, "no answer to the poll"
+        status, q = parse_res(m.topic)
+        res = json.loads(m.payload)
+        rid += 1
+    d.close()
+    return status, res
+
+
+def provision(cloud, reg):
+    key = enroll_sas(cloud, reg)
+    status, res = dps_flow(cloud, reg, json.dumps({"registrationId": reg}),
+                           password=dps_token(cloud, reg, key))
+    assert status == 200 and res["status"] == "assigned", res
+    return res["registrationState"]["assignedHub"], key
+
+
+def hub_connect(cloud, dev, hub, key, clean=True):
+    d = cloud.hub_device(dev, hub=hub, password=sas_token(f"{hub}/devices/{dev}", key))
+    if not clean:
+        d.c._clean_session = False
+    assert d.connect() == 0
+    return d
+
+
+# 11.1 -------------------------------------------------------------------------------------
+def test_empty_register_body_means_the_username_id(cloud):
+    """DPS reads an empty register body as {"registrationId": <the id in the username>}
+    (the Azure SDK for Embedded C's provisioning client publishes an empty body)."""
+    key = enroll_sas(cloud, "empty-body-1")
+    status, res = dps_flow(cloud, "empty-body-1", b"",
+                           password=dps_token(cloud, "empty-body-1", key))
+    assert status == 200, res
+    assert res["status"] == "assigned"
+    assert res["registrationState"]["registrationId"] == "empty-body-1"
+    assert res["registrationState"]["deviceId"] == "empty-body-1"
+    # a body naming another registration is still refused
+    key2 = enroll_sas(cloud, "empty-body-2")
+    status, res = dps_flow(cloud, "empty-body-2", json.dumps({"registrationId": "empty-body-1"}),
+                           password=dps_token(cloud, "empty-body-2", key2))
+    assert status == 400 and res["errorCode"] == 400004
