@@ -72,3 +72,28 @@ def test_empty_register_body_means_the_username_id(cloud):
     status, res = dps_flow(cloud, "empty-body-2", json.dumps({"registrationId": "empty-body-1"}),
                            password=dps_token(cloud, "empty-body-2", key2))
     assert status == 400 and res["errorCode"] == 400004
+
+
+# 11.2 -------------------------------------------------------------------------------------
+def test_c2d_filter_with_a_wildcard_gets_only_own_messages(cloud):
+    """IoT Hub accepts `devices/+/messages/devicebound/#` (the Embedded C SDK's filter) and
+    still delivers only the device's own cloud-to-device messages."""
+    hub, key = provision(cloud, "wild-1")
+    hub2, key2 = provision(cloud, "wild-2")
+    a = hub_connect(cloud, "wild-1", hub, key)
+    b = hub_connect(cloud, "wild-2", hub2, key2)
+    assert a.subscribe("devices/+/messages/devicebound/#") == (1,)
+    assert b.subscribe("devices/+/messages/devicebound/#") == (1,)
+    cloud.cli("c2d", "send", "wild-2", "for wild-2 only")
+    cloud.cli("c2d", "send", "wild-1", "for wild-1")
+    m = a.get(timeout=5)
+    assert m is not None and m.payload == b"for wild-1"
+    assert m.topic.startswith("devices/wild-1/messages/devicebound/")
+    m = b.get(timeout=5)
+    assert m is not None and m.payload == b"for wild-2 only"
+    assert a.get(timeout=1) is None, "another device's message arrived"
+    # other wildcard shapes are still refused
+    assert a.subscribe("devices/#") == (128,)
+    assert a.subscribe("devices/+/messages/#") == (128,)
+    a.close()
+    b.close()
