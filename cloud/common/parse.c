@@ -127,6 +127,21 @@ int tc_registration_id_valid(const char *id)
     return isalnum(last) || last == '-';
 }
 
+int tc_device_id_valid(const char *id)
+{
+    size_t len = strlen(id);
+    if (len == 0 || len > TC_ID_MAX) {
+        return 0;
+    }
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)id[i];
+        if (c >= 0x80 || (!isalnum(c) && strchr("-:.+%_#*?!(),=@;$'", c) == NULL)) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
 static int parse_rid(const char *query, struct tc_topic *out)
 {
     return tc_query_get(query, "$rid", out->rid, sizeof out->rid) == 1 && out->rid[0] != '\0';

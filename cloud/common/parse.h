@@ -54,6 +54,9 @@ void tc_topic_parse(const char *topic, const char *device_id, struct tc_topic *o
 
 /* A registration id: 1..128 of [A-Za-z0-9-._:], ending in a letter, digit or '-'. */
 int tc_registration_id_valid(const char *id);
+/* An IoT Hub device id: 1..128 ASCII 7-bit alphanumerics and - : . + % _ # * ? ! ( ) , = @ ;
+ * $ ' (Microsoft Learn, "IotHubDeviceCreatedEventData.deviceId"). 1 if valid. */
+int tc_device_id_valid(const char *id);
 
 /* Property bag `k=v&k2=v2` (URL-encoded) to a JSON object of decoded strings; NULL when an
  * escape is malformed. An empty bag gives an empty object. */

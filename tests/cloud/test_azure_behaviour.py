@@ -97,3 +97,48 @@ def test_c2d_filter_with_a_wildcard_gets_only_own_messages(cloud):
     assert a.subscribe("devices/+/messages/#") == (128,)
     a.close()
     b.close()
+
+
+# 11.4 and 14.1 ----------------------------------------------------------------------------
+def test_no_connection_ends_another_identitys_session(cloud):
+    """DPS and IoT Hub are separate services: a DPS connection never ends a hub connection,
+    and a client that proved nothing ends nobody's connection. The attack of issue 14: no
+    certificate, no password, a well-formed DPS username and the victim's device id as
+    client id (DPS accepts such a CONNECT and refuses the register request)."""
+    import os
+    from conftest import Device
+    hub, key = provision(cloud, "victim-1")
+    victim = hub_connect(cloud, "victim-1", hub, key, clean=False)
+    assert victim.subscribe("$iothub/twin/res/#") == (1,)
+    assert victim.subscribe("devices/victim-1/messages/devicebound/#") == (1,)
+    for attempt in range(5):
+        thief = Device(cloud, "victim-1", f"{cloud.scope}/registrations/victim-1/api-version="
+                       "2021-06-01", host="localhost")
+        assert thief.connect() == 0
+        assert thief.subscribe("$dps/registrations/res/#") == (1,)
+        thief.publish("$dps/registrations/PUT/iotdps-register/?$rid=1",
+                      json.dumps({"registrationId": "victim-1"}))
+        m = thief.get(timeout=5)
+        assert m is not None and parse_res(m.topic)[0] == 401
+        thief.close()
+    # two unattested clients of the same id, and a real registration while both the
+    # victim's hub connection and an unattested DPS connection are open
+    lurker = Device(cloud, "victim-1", f"{cloud.scope}/registrations/victim-1/api-version="
+                    "2021-06-01", host="localhost")
+    assert lurker.connect() == 0
+    status, res = dps_flow(cloud, "victim-1", json.dumps({"registrationId": "victim-1"}),
+                           password=dps_token(cloud, "victim-1", key))
+    assert status == 200 and res["registrationState"]["assignedHub"] == hub
+    assert lurker.disconnects.empty(), "a DPS registration ended an unrelated DPS connection"
+    lurker.close()
+    assert victim.disconnects.empty(), "a DPS connection ended the device's hub connection"
+    # the victim's session is intact and working
+    victim.publish("$iothub/twin/GET/?$rid=after", b"")
+    m = victim.get(timeout=5, topic_prefix="$iothub/twin/res/")
+    assert m is not None and parse_res(m.topic)[0] == 200
+    cloud.cli("c2d", "send", "victim-1", "still here")
+    m = victim.get(timeout=5, topic_prefix="devices/")
+    assert m is not None and m.payload == b"still here"
+    with open(os.path.join(cloud.dir, "mosquitto.log"), errors="replace") as f:
+        assert "closing old connection" not in f.read()
+    victim.close()

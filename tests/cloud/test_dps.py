@@ -251,7 +251,7 @@ def test_malformed_requests_are_answered_and_broker_survives(cloud):
     d = cloud.dps("junk-1", password=sas_token(f"{cloud.scope}/registrations/junk-1", key))
     assert d.connect() == 0
     assert d.subscribe("$dps/registrations/res/#", qos=2) == (1,)  # QoS 2 downgraded to 1
-    for body in (b"{not json", b"", b"[]", json.dumps({"registrationId": "someone-else"}).encode(),
+    for body in (b"{not json", b"[]", json.dumps({"registrationId": "someone-else"}).encode(),
                  b"\xff\xfe" * 1000):
         d.publish("$dps/registrations/PUT/iotdps-register/?$rid=9", body)
         m = d.get()

@@ -155,6 +155,17 @@ static void test_registration_ids(void)
     CHECK(!tc_registration_id_valid(longid));
     longid[128] = '\0';
     CHECK(tc_registration_id_valid(longid));
+    /* device ids (IoT Hub): ASCII only, a wider punctuation set */
+    CHECK(tc_device_id_valid(longid));
+    CHECK(tc_device_id_valid("dev-1:a.b+c%d_e#f*g?h!i(j)k,l=m@n;o$p'q"));
+    CHECK(!tc_device_id_valid(""));
+    CHECK(!tc_device_id_valid("has space"));
+    CHECK(!tc_device_id_valid("slash/x"));
+    CHECK(!tc_device_id_valid("\xc3\xa9t\xc3\xa9"));
+    CHECK(!tc_device_id_valid("\xe4"
+                              "ev1"));
+    longid[128] = 'a';
+    CHECK(!tc_device_id_valid(longid));
 }
 
 static void test_sas(void)
