@@ -107,6 +107,9 @@ int tc_on_basic_auth(int event, void *event_data, void *userdata)
     X509_free(cert);
     if (rc != MOSQ_ERR_SUCCESS) {
         tc_session_remove(ed->client);
+        return rc;
     }
+    tc_session_resume(s);
+    s->c2d_check = (s->subs & TC_SUB_C2D) != 0;
     return rc;
 }

@@ -137,6 +137,7 @@ static int on_disconnect(int event, void *event_data, void *userdata)
     if (s->kind == TC_USER_HUB) {
         tc_hub_on_disconnect(s, ed->reason);
     }
+    tc_session_keep(s);
     tc_session_remove(ed->client);
     return MOSQ_ERR_SUCCESS;
 }

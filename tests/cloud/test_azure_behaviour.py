@@ -142,3 +142,81 @@ def test_no_connection_ends_another_identitys_session(cloud):
     with open(os.path.join(cloud.dir, "mosquitto.log"), errors="replace") as f:
         assert "closing old connection" not in f.read()
     victim.close()
+
+
+# 11.3 -------------------------------------------------------------------------------------
+def session_connect(cloud, dev, hub, key, clean):
+    """Connect with the given CleanSession flag; returns (device, sessionPresent)."""
+    d = cloud.hub_device(dev, hub=hub, password=sas_token(f"{hub}/devices/{dev}", key))
+    d.c._clean_session = clean
+    flags = []
+    d.c.on_connect = lambda c, u, f, rc: (flags.append(f.get("session present", 0)),
+                                          d.connack.put(rc))
+    assert d.connect() == 0
+    return d, flags[0]
+
+
+def everything_arrives(cloud, d, dev, tag):
+    """Twin response, desired patch, method call and C2D message reach d without any
+    SUBSCRIBE on this connection."""
+    import subprocess
+    from conftest import TOOL
+    d.publish(f"$iothub/twin/GET/?$rid={tag}", b"")
+    m = d.get(timeout=5, topic_prefix="$iothub/twin/res/")
+    assert m is not None and parse_res(m.topic)[1]["$rid"] == tag, "no twin response"
+    cloud.cli("twin", "update", dev, "--desired", json.dumps({"tag": tag}))
+    m = d.get(timeout=5, topic_prefix="$iothub/twin/PATCH/properties/desired/")
+    assert m is not None and json.loads(m.payload)["tag"] == tag, "no desired patch"
+    call = subprocess.Popen([TOOL, "cloud", "method", "invoke", dev, "ping", "--dir", cloud.dir,
+                             "--timeout", "5", "--json"], stdout=subprocess.PIPE, text=True)
+    m = d.get(timeout=5, topic_prefix="$iothub/methods/POST/")
+    assert m is not None and m.topic.startswith("$iothub/methods/POST/ping/"), "no method call"
+    d.publish(f"$iothub/methods/res/200/?$rid={m.topic.split('$rid=')[1]}", b'{"pong":1}')
+    out, _ = call.communicate(timeout=20)
+    assert json.loads(out)["status"] == 200
+    cloud.cli("c2d", "send", dev, tag)
+    m = d.get(timeout=5, topic_prefix="devices/")
+    assert m is not None and m.payload == tag.encode(), "no cloud-to-device message"
+
+
+def test_subscriptions_persist_across_sessions_with_clean_session_0(cloud):
+    """IoT Hub keeps a CleanSession 0 session's subscriptions: a client that reconnects
+    with CleanSession 0, gets sessionPresent 1 and does not subscribe again (the Node.js SDK
+    after a network blip or a SAS renewal) still gets everything. CleanSession 1 drops
+    them."""
+    import socket as so
+    hub, key = provision(cloud, "keep-subs-1")
+    d, present = session_connect(cloud, "keep-subs-1", hub, key, clean=False)
+    assert present == 0
+    for f in ("$iothub/twin/res/#", "$iothub/twin/PATCH/properties/desired/#",
+              "$iothub/methods/POST/#", "devices/keep-subs-1/messages/devicebound/#"):
+        assert d.subscribe(f) == (1,)
+    everything_arrives(cloud, d, "keep-subs-1", "first")
+    d.close()  # DISCONNECT sent
+    d, present = session_connect(cloud, "keep-subs-1", hub, key, clean=False)
+    assert present == 1
+    everything_arrives(cloud, d, "keep-subs-1", "after-disconnect")
+    d.c.loop_stop()  # a network blip: the socket goes away without DISCONNECT
+    d.c._sock.shutdown(so.SHUT_RDWR)
+    d.c._sock.close()
+    time.sleep(0.3)
+    d, present = session_connect(cloud, "keep-subs-1", hub, key, clean=False)
+    assert present == 1
+    everything_arrives(cloud, d, "keep-subs-1", "after-blip")
+    # a new connection while this one is open takes the session over (SAS renewal)
+    d2, present = session_connect(cloud, "keep-subs-1", hub, key, clean=False)
+    assert present == 1
+    d.c.loop_stop()
+    everything_arrives(cloud, d2, "keep-subs-1", "after-takeover")
+    d2.close()
+    # CleanSession 1: the session and its subscriptions are gone
+    d3, present = session_connect(cloud, "keep-subs-1", hub, key, clean=True)
+    assert present == 0
+    d3.publish("$iothub/twin/GET/?$rid=gone", b"")
+    assert d3.get(timeout=1) is None
+    d3.close()
+    d4, present = session_connect(cloud, "keep-subs-1", hub, key, clean=False)
+    assert present == 0
+    d4.publish("$iothub/twin/GET/?$rid=gone2", b"")
+    assert d4.get(timeout=1) is None
+    d4.close()
