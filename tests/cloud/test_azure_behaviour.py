@@ -220,3 +220,95 @@ def test_subscriptions_persist_across_sessions_with_clean_session_0(cloud):
     d4.publish("$iothub/twin/GET/?$rid=gone2", b"")
     assert d4.get(timeout=1) is None
     d4.close()
+
+
+# 11.8 and 14.6 ----------------------------------------------------------------------------
+def pending_c2d(cloud, dev):
+    return cloud.cli_json("device", "show", dev).get("pendingC2d") or 0
+
+
+def test_c2d_completed_on_puback_and_only_then(cloud):
+    """IoT Hub completes a cloud-to-device message when the device PUBACKs it (MQTT cannot
+    reject or abandon): a message the device acknowledged never comes back, however soon
+    the connection ends, and one it did not acknowledge comes back, however long the
+    connection lived."""
+    hub, key = provision(cloud, "ack-1")
+    # acknowledged, then the client leaves at once: 5 short-lived runs, each gets a new one
+    for i in range(5):
+        cloud.cli("c2d", "send", "ack-1", f"run-{i}")
+        d = hub_connect(cloud, "ack-1", hub, key)
+        assert d.subscribe("devices/ack-1/messages/devicebound/#") == (1,)
+        m = d.get(timeout=5)
+        assert m is not None and m.payload == f"run-{i}".encode(), \
+            "an acknowledged message came back"
+        d.close()  # PUBACK, then DISCONNECT, well within 300 ms of the send
+    assert d.get(timeout=0.5) is None
+    # not acknowledged: the connection lives 2 s, then drops; the message comes back
+    cloud.cli("c2d", "send", "ack-1", "unacked")
+    d = hub_connect(cloud, "ack-1", hub, key)
+    d.c._send_puback = lambda mid: 0  # this client never acknowledges
+    assert d.subscribe("devices/ack-1/messages/devicebound/#") == (1,)
+    m = d.get(timeout=5)
+    assert m is not None and m.payload == b"unacked"
+    time.sleep(2)
+    assert pending_c2d(cloud, "ack-1") == 1, "completed without a PUBACK"
+    d.close()
+    d = hub_connect(cloud, "ack-1", hub, key)
+    assert d.subscribe("devices/ack-1/messages/devicebound/#") == (1,)
+    m = d.get(timeout=5)
+    assert m is not None and m.payload == b"unacked", "an unacknowledged message was lost"
+    d.close()
+    time.sleep(0.3)
+    assert pending_c2d(cloud, "ack-1") == 0
+
+
+def test_c2d_not_lost_on_a_slow_link_that_resets(cloud):
+    """Issue 14.6: through `tether cloud proxy --delay 350 --reset-after 4000`, 40 messages
+    sent while the device keeps reconnecting: all 40 arrive (a duplicate is acceptable, a
+    loss is not) and all are completed."""
+    import subprocess
+    import threading
+    from conftest import TOOL, free_port
+    hub, key = provision(cloud, "slow-1")
+    port = free_port()
+    proxy = subprocess.Popen([TOOL, "cloud", "proxy", "--listen", str(port), "--to",
+                              f"127.0.0.1:{cloud.port}", "--delay", "350", "--reset-after",
+                              "4000"], stderr=subprocess.DEVNULL)
+    sent = [f"m{i:02d}" for i in range(40)]
+    got = []
+    connections = 0
+
+    def send_all():
+        for s in sent:
+            cloud.cli("c2d", "send", "slow-1", s)
+            time.sleep(0.2)
+    sender = threading.Thread(target=send_all)
+    try:
+        sender.start()
+        deadline = time.time() + 75
+        while time.time() < deadline and (set(got) != set(sent) or sender.is_alive()
+                                           or pending_c2d(cloud, "slow-1")):
+            d = cloud.hub_device("slow-1", hub=hub,
+                                 password=sas_token(f"{hub}/devices/slow-1", key))
+            d.c._dial_port = port
+            d.c.on_connect = lambda c, u, f, rc: (
+                c.subscribe("devices/slow-1/messages/devicebound/#", 1), d.connack.put(rc))
+            d.c.on_message = lambda c, u, m: got.append(m.payload.decode())
+            if d.connect(timeout=8) == 0:
+                connections += 1
+                try:
+                    d.disconnects.get(timeout=6)  # the proxy resets every 4 s
+                except Exception:
+                    pass
+            d.c.loop_stop()
+        sender.join()
+        lost = sorted(set(sent) - set(got))
+        print(f"slow link: 40 sent, {len(set(got))} received, {len(lost)} lost, "
+              f"{len(got) - len(set(got))} duplicates, {connections} connections")
+        assert lost == [], f"lost: {lost}"
+        assert pending_c2d(cloud, "slow-1") == 0
+        assert connections >= 3, "the link was never reset: the test proved nothing"
+    finally:
+        sender.join()
+        proxy.terminate()
+        proxy.wait(timeout=5)

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "mqtt_tap.h"
 #include "parse.h"
 #include "sas.h"
 #include "util.h"
@@ -280,8 +281,122 @@ static void test_filters_and_merge(void)
     cJSON_Delete(p);
 }
 
+/* --- the TLS shim's MQTT stream reader ------------------------------------------------ */
+
+struct tap_log {
+    int events[16];
+    unsigned ids[16];
+    char data[16][64];
+    int n;
+};
+
+static void tap_record(void *ctx, enum tc_tap_event event, const char *d, size_t len,
+                       unsigned packet_id)
+{
+    struct tap_log *l = ctx;
+    if (l->n < 16) {
+        l->events[l->n] = (int)event;
+        l->ids[l->n] = packet_id;
+        size_t k = len < 63 ? len : 63;
+        if (k > 0) {
+            memcpy(l->data[l->n], d, k);
+        }
+        l->data[l->n][k] = '\0';
+        l->n++;
+    }
+}
+
+static int tap_bytes(struct tc_tap *t, const unsigned char *p, size_t n, size_t step,
+                     struct tap_log *l)
+{
+    int rc = 0;
+    for (size_t at = 0; at < n; at += step) {
+        rc = tc_tap_feed(t, p + at, step < n - at ? step : n - at, tap_record, l);
+    }
+    return rc;
+}
+
+static void test_mqtt_tap(void)
+{
+    /* CONNECT (3.1.1, client id "dev-1"), PINGREQ, PUBACK 0x0102, a QoS 0 PUBLISH */
+    static const unsigned char in[] = {0x10, 17, 0, 4,    'M', 'Q', 'T', 'T', 4,    2,  0,
+                                       60,   0,  5, 'd',  'e', 'v', '-', '1', 0xc0, 0,  0x40,
+                                       2,    1,  2, 0x30, 5,   0,   1,   't', 'x',  'y'};
+    for (size_t step = 1; step <= sizeof in; step++) {
+        struct tc_tap t;
+        struct tap_log l = {0};
+        tc_tap_init(&t, TC_TAP_FIRST_CONNECT);
+        CHECK(tap_bytes(&t, in, sizeof in, step, &l) == 0);
+        CHECK(l.n == 2);
+        CHECK(l.events[0] == TC_TAP_CONNECT && strcmp(l.data[0], "dev-1") == 0);
+        CHECK(l.events[1] == TC_TAP_PUBACK && l.ids[1] == 0x0102);
+    }
+    /* MQTT 5 CONNECT with 3 bytes of properties */
+    static const unsigned char in5[] = {0x10, 19, 0,    4, 'M', 'Q', 'T', 'T', 5,   2,  0,
+                                        60,   3,  0x21, 0, 10,  0,   3,   'a', 'b', 'c'};
+    struct tc_tap t;
+    struct tap_log l = {0};
+    tc_tap_init(&t, TC_TAP_FIRST_CONNECT);
+    CHECK(tap_bytes(&t, in5, sizeof in5, 1, &l) == 0 && l.n == 1 && strcmp(l.data[0], "abc") == 0);
+    /* broker side: CONNACK, then a QoS 1 PUBLISH (topic "c2d/x", packet id 7), a QoS 0 one */
+    static const unsigned char out[] = {0x20, 2, 0, 0,   0x32, 11,   0, 5, 'c', '2', 'd', '/',
+                                        'x',  0, 7, 'h', 'i',  0x30, 4, 0, 1,   'q', '!'};
+    memset(&l, 0, sizeof l);
+    tc_tap_init(&t, TC_TAP_FIRST_CONNACK);
+    CHECK(tap_bytes(&t, out, sizeof out, 3, &l) == 0);
+    CHECK(l.n == 1 && l.events[0] == TC_TAP_PUBLISH_QOS1 && l.ids[0] == 7 &&
+          strcmp(l.data[0], "c2d/x") == 0);
+    /* a large QoS 1 PUBLISH: the packet id after a 600-byte topic is still found */
+    static unsigned char big[4 + 600 + 2 + 1000];
+    big[0] = 0x32;
+    big[1] = (unsigned char)(0x80 | ((600 + 4 + 1000) & 0x7f));
+    big[2] = (unsigned char)((600 + 4 + 1000) >> 7);
+    big[3] = 600 >> 8;
+    big[4] = 600 & 0xff;
+    memset(big + 5, 'a', 600);
+    big[605] = 0xbe;
+    big[606] = 0xef;
+    memset(&l, 0, sizeof l);
+    tc_tap_init(&t, TC_TAP_FIRST_CONNACK);
+    t.first = 0; /* mid-stream */
+    CHECK(tap_bytes(&t, big, 3 + 2 + 600 + 2 + 1000 - 0, 97, &l) == 0);
+    CHECK(l.n == 1 && l.ids[0] == 0xbeef);
+    /* not MQTT: a WebSocket upgrade, a reserved type, a 5-byte Remaining Length */
+    static const unsigned char ws[] = "GET /$iothub/websocket HTTP/1.1\r\n";
+    memset(&l, 0, sizeof l);
+    tc_tap_init(&t, TC_TAP_FIRST_CONNECT);
+    CHECK(tap_bytes(&t, ws, sizeof ws - 1, 4, &l) == -1 && l.n == 0);
+    CHECK(tc_tap_feed(&t, in, sizeof in, tap_record, &l) == -1 && l.n == 0); /* stays dead */
+    static const unsigned char http[] = "HTTP/1.1 101 Switching Protocols";
+    tc_tap_init(&t, TC_TAP_FIRST_CONNACK);
+    CHECK(tap_bytes(&t, http, sizeof http - 1, 5, &l) == -1 && l.n == 0);
+    static const unsigned char reserved[] = {0x10, 0, 0x00, 0};
+    tc_tap_init(&t, TC_TAP_FIRST_CONNECT);
+    CHECK(tap_bytes(&t, reserved, sizeof reserved, 1, &l) == -1);
+    static const unsigned char longlen[] = {0x10, 0xff, 0xff, 0xff, 0xff, 0x01};
+    memset(&l, 0, sizeof l);
+    tc_tap_init(&t, TC_TAP_FIRST_CONNECT);
+    CHECK(tap_bytes(&t, longlen, sizeof longlen, 2, &l) == -1 && l.n == 0);
+    /* malformed CONNECT bodies: lengths past the end give an empty client id */
+    static const unsigned char badc[] = {0x10, 6, 0, 200, 'M', 'Q', 'T', 'T'};
+    memset(&l, 0, sizeof l);
+    tc_tap_init(&t, TC_TAP_FIRST_CONNECT);
+    CHECK(tap_bytes(&t, badc, sizeof badc, 1, &l) == 0 && l.n == 1 && l.data[0][0] == '\0');
+    static const unsigned char badid[] = {0x10, 14, 0, 4,  'M', 'Q', 'T', 'T',
+                                          4,    2,  0, 60, 0,   9,   'a', 'b'};
+    memset(&l, 0, sizeof l);
+    tc_tap_init(&t, TC_TAP_FIRST_CONNECT);
+    CHECK(tap_bytes(&t, badid, sizeof badid, 1, &l) == 0 && l.n == 1 && l.data[0][0] == '\0');
+    /* a PUBLISH whose topic length runs past its body reports nothing */
+    static const unsigned char badp[] = {0x20, 2, 0, 0, 0x32, 4, 0, 9, 'a', 'b'};
+    memset(&l, 0, sizeof l);
+    tc_tap_init(&t, TC_TAP_FIRST_CONNACK);
+    CHECK(tap_bytes(&t, badp, sizeof badp, 1, &l) == 0 && l.n == 0);
+}
+
 int main(void)
 {
+    test_mqtt_tap();
     test_usernames();
     test_topics();
     test_query_and_props();
