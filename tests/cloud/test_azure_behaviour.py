@@ -312,3 +312,64 @@ def test_c2d_not_lost_on_a_slow_link_that_resets(cloud):
         sender.join()
         proxy.terminate()
         proxy.wait(timeout=5)
+
+
+# 11.7 -------------------------------------------------------------------------------------
+ALLOCATOR = r'''
+import json, sys
+req = json.load(sys.stdin)
+open(sys.argv[1], "w").write(json.dumps(req))
+ctx = req["deviceRuntimeContext"]
+model = (ctx.get("payload") or {}).get("model")
+hubs = req["linkedHubs"]
+hub = [h for h in hubs if h.startswith("tether-hub-2")][0] if model == "big" else hubs[0]
+print(json.dumps({"iotHubHostName": hub, "payload": {"for": ctx["registrationId"], "model": model}}))
+'''
+
+
+def test_payload_only_from_custom_allocation(cloud, tmp_path):
+    """DPS returns registrationState.payload only from a custom allocation policy (its
+    webhook's response); the device's own payload is never echoed. Locally the webhook is a
+    command reading the AllocationRequest on stdin and writing the AllocationResponse."""
+    key = enroll_sas(cloud, "echo-1")
+    status, res = dps_flow(cloud, "echo-1", json.dumps({"registrationId": "echo-1",
+                                                        "payload": {"model": "big"}}),
+                           password=dps_token(cloud, "echo-1", key))
+    assert status == 200 and "payload" not in res["registrationState"]
+    # custom allocation: the command picks the hub from the device's payload
+    cloud.cli("hub", "create", "tether-hub-2")
+    script = tmp_path / "alloc.py"
+    script.write_text(ALLOCATOR)
+    seen = tmp_path / "request.json"
+    e = cloud.cli_json("enrollment", "create", "--registration-id", "custom-1", "--allocation",
+                       "custom", "--custom-command", f"/usr/bin/python3 {script} {seen}")
+    assert e["allocationPolicy"] == "custom"
+    key = e["attestation"]["symmetricKey"]["primaryKey"]
+    status, res = dps_flow(cloud, "custom-1", json.dumps({"registrationId": "custom-1",
+                                                          "payload": {"model": "big"}}),
+                           password=dps_token(cloud, "custom-1", key))
+    assert status == 200, res
+    st = res["registrationState"]
+    assert st["assignedHub"].startswith("tether-hub-2")
+    assert st["payload"] == {"for": "custom-1", "model": "big"}
+    req = json.loads(seen.read_text())
+    assert req["individualEnrollment"]["registrationId"] == "custom-1"
+    assert req["deviceRuntimeContext"]["registrationId"] == "custom-1"
+    assert req["deviceRuntimeContext"]["payload"] == {"model": "big"}
+    assert "symmetricKey" in req["deviceRuntimeContext"]
+    assert sorted(req["linkedHubs"]) == cloud.cli_json("status")["hubs"]
+    # the device reaches the hub the command chose
+    d = cloud.hub_device("custom-1", hub=st["assignedHub"],
+                         password=sas_token(f"{st['assignedHub']}/devices/custom-1", key))
+    assert d.connect() == 0
+    d.close()
+    # a failing command: the registration fails and says why
+    cloud.cli("enrollment", "update", "custom-1", "--custom-command", "exit 3")
+    status, res = dps_flow(cloud, "custom-1", json.dumps({"registrationId": "custom-1"}),
+                           password=dps_token(cloud, "custom-1", key))
+    assert status == 200 and res["status"] == "failed"
+    assert "Custom allocation failed" in res["registrationState"]["errorMessage"]
+    # custom without a command is refused by the command line
+    p = cloud.cli("enrollment", "create", "--registration-id", "custom-2", "--allocation",
+                  "custom", check=False)
+    assert p.returncode != 0 and "--custom-command" in p.stderr
