@@ -62,6 +62,13 @@ int tc_device_id_valid(const char *id);
  * escape is malformed. An empty bag gives an empty object. */
 cJSON *tc_props_to_json(const char *bag);
 
+/* A JSON object of strings to a property bag for a topic: `k=v&k2=v2`, every key and value
+ * percent-encoded (RFC 3986 unreserved characters stay), so that no `+`, `#`, `/`, `&` or
+ * `=` of the text reaches the topic. Keys starting with `$.` (system properties, set by the
+ * hub) are left out when skip_system is true. Returns a malloc'ed string ("" when empty),
+ * NULL on allocation failure. */
+char *tc_props_encode(const cJSON *props, int skip_system);
+
 /* MQTT topic filter match (+ and #). */
 int tc_topic_matches(const char *filter, const char *topic);
 

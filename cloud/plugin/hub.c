@@ -307,27 +307,35 @@ void tc_hub_deliver_c2d(struct tc_session *s)
             body = (const char *)bin;
             body_len = n > 0 ? (size_t)n : 0;
         }
+        /* every part of the topic that came from a sender is encoded again here (older
+         * registries stored bags as typed): no wildcard, no second $.mid */
         char *enc_id = tc_url_encode(s->id);
-        size_t tlen = 200 + 3 * strlen(s->id) + (mid != NULL ? strlen(mid) : 0) +
-                      (props != NULL ? strlen(props) : 0) + strlen(enc_id);
+        char *enc_mid = tc_url_encode(mid != NULL ? mid : "");
+        cJSON *pj = tc_props_to_json(props != NULL ? props : "");
+        char *bag = pj != NULL ? tc_props_encode(pj, 1) : NULL;
+        cJSON_Delete(pj);
+        size_t tlen = 200 + 3 * strlen(s->id) + (enc_mid != NULL ? strlen(enc_mid) : 0) +
+                      (bag != NULL ? strlen(bag) : 0) + (enc_id != NULL ? strlen(enc_id) : 0);
         char *topic = malloc(tlen);
-        if (topic != NULL && enc_id != NULL) {
+        if (topic != NULL && enc_id != NULL && enc_mid != NULL) {
             snprintf(topic, tlen,
                      "devices/%s/messages/devicebound/%%24.mid=%s&%%24.to=%%2Fdevices%%2F%s"
                      "%%2Fmessages%%2Fdevicebound%s%s",
-                     s->id, mid != NULL ? mid : "", enc_id,
-                     props != NULL && props[0] != '\0' ? "&" : "", props != NULL ? props : "");
+                     s->id, enc_mid, enc_id, bag != NULL && bag[0] != '\0' ? "&" : "",
+                     bag != NULL ? bag : "");
             tc_publish(s->client_id, topic, body != NULL ? body : "", body_len, 1);
             tc_reg_exec(tc_g.db, "UPDATE c2d SET state='sent', sent_ms=? WHERE id=?", "ii",
                         tc_now_ms(), id);
             struct tc_c2d_flight *f = &s->c2d_inflight[s->c2d_inflight_n++];
             f->row = id;
             f->packet_id = -1;
-            snprintf(f->message_id, sizeof f->message_id, "%s", mid != NULL ? mid : "");
+            snprintf(f->message_id, sizeof f->message_id, "%s", enc_mid); /* as in the topic */
             s->c2d_sent_ms = tc_now_ms();
         }
         free(topic);
         free(enc_id);
+        free(enc_mid);
+        free(bag);
         free(bin);
     }
     cJSON_Delete(rows);
@@ -395,9 +403,13 @@ void tc_hub_on_tap(const char *client_id, int event, const char *data, size_t le
         /* the broker resending a message of this device's previous session (CleanSession
          * 0): track it too, so that its PUBACK completes it */
         if (s->c2d_inflight_n < TC_C2D_INFLIGHT) {
-            int64_t row =
-                tc_reg_int(tc_g.db, -1, "SELECT id FROM c2d WHERE device_id=? AND message_id=?",
-                           "ss", s->id, mid);
+            char *raw = tc_url_decode(mid, strlen(mid));
+            int64_t row = raw == NULL ? -1
+                                      : tc_reg_int(tc_g.db, -1,
+                                                   "SELECT id FROM c2d WHERE device_id=? AND"
+                                                   " message_id=?",
+                                                   "ss", s->id, raw);
+            free(raw);
             if (row >= 0) {
                 struct tc_c2d_flight *f = &s->c2d_inflight[s->c2d_inflight_n++];
                 f->row = row;

@@ -373,3 +373,63 @@ def test_payload_only_from_custom_allocation(cloud, tmp_path):
     p = cloud.cli("enrollment", "create", "--registration-id", "custom-2", "--allocation",
                   "custom", check=False)
     assert p.returncode != 0 and "--custom-command" in p.stderr
+
+
+# 11.10 ------------------------------------------------------------------------------------
+def test_small_ones_topics_methods_and_the_readiness_probe(cloud):
+    """Cloud-to-device properties and message ids reach the topic encoded (MQTT forbids `+`
+    and `#` in a topic name), system properties are the hub's, a device's own 404 is told
+    apart from the hub's 404 for an offline device, and `cloud up` leaves no failed TLS
+    handshake of its own in the broker's log."""
+    import os
+    import subprocess
+    import urllib.parse
+    from conftest import TOOL
+    hub, key = provision(cloud, "small-1")
+    d = hub_connect(cloud, "small-1", hub, key)
+    assert d.subscribe("devices/small-1/messages/devicebound/#") == (1,)
+    out = cloud.cli_json("c2d", "send", "small-1", "sum", "--props", "a=1+2&b=x#y/z&c%2Bd=%23",
+                         "--message-id", "id+1#2")
+    m = d.get(timeout=5)
+    assert m is not None and m.payload == b"sum"
+    assert "+" not in m.topic and "#" not in m.topic
+    bag = m.topic.split("devices/small-1/messages/devicebound/", 1)[1]
+    props = dict(urllib.parse.parse_qsl(bag.replace("+", "%2B"), keep_blank_values=True))
+    assert props["a"] == "1+2" and props["b"] == "x#y/z" and props["c+d"] == "#"
+    assert props["$.mid"] == "id+1#2" == out["messageId"]
+    # system properties cannot be set through --props: no second $.mid
+    p = cloud.cli("c2d", "send", "small-1", "x", "--props", "%24.mid=forged", check=False)
+    assert p.returncode != 0 and "$.mid" in p.stderr
+    p = cloud.cli("c2d", "send", "small-1", "x", "--props", "$.to=/devices/other", check=False)
+    assert p.returncode != 0
+    assert d.get(timeout=0.5) is None
+    d.c.on_message = None
+    # a device's own 404 versus the hub's 404 for an offline device
+    assert d.subscribe("$iothub/methods/POST/#") == (1,)
+
+    def answer_404(c, u, msg):
+        if msg.topic.startswith("$iothub/methods/POST/"):
+            rid = msg.topic.split("$rid=")[1]
+            c.publish(f"$iothub/methods/res/404/?$rid={rid}", b'{"why":"no such lamp"}')
+    d.c.on_message = answer_404
+    p = cloud.cli("method", "invoke", "small-1", "lamp", "--timeout", "5", check=False)
+    assert p.returncode == 0 and "answered by the device" in p.stdout and "offline" not in p.stdout
+    out = json.loads(cloud.cli("method", "invoke", "small-1", "lamp", "--json").stdout)
+    assert out == {"status": 404, "payload": {"why": "no such lamp"}}
+    d.close()
+    time.sleep(0.3)
+    p = cloud.cli("method", "invoke", "small-1", "lamp", "--timeout", "2", check=False)
+    assert p.returncode == 1 and "offline" in p.stdout
+    out = json.loads(cloud.cli("method", "invoke", "small-1", "lamp", "--timeout", "2", "--json",
+                               check=False).stdout)
+    assert out["status"] == 404 and out["errorCode"] == 404103
+    # the readiness probe of `cloud up` (run again after a down) leaves nothing in the log
+    cloud.down()
+    log = os.path.join(cloud.dir, "mosquitto.log")
+    os.remove(log)
+    cloud.up()
+    time.sleep(0.3)
+    with open(log, errors="replace") as f:
+        text = f.read()
+    assert "running" in text
+    assert "unexpected eof" not in text and "Client connection from" not in text, text
