@@ -119,6 +119,29 @@ static void test_topics(void)
     CHECK(t.kind == TC_TOPIC_UNKNOWN);
 }
 
+static void test_props_encode(void)
+{
+    /* decoded then encoded again: no wildcard, separator or slash reaches a topic */
+    cJSON *p = tc_props_to_json("a=1+2&b=x#y/z&c%2Bd=%23&%24.mid=forged&e=");
+    CHECK(p != NULL);
+    char *bag = tc_props_encode(p, 1);
+    CHECK(bag != NULL && strcmp(bag, "a=1%2B2&b=x%23y%2Fz&c%2Bd=%23&e=") == 0);
+    free(bag);
+    bag = tc_props_encode(p, 0);
+    CHECK(bag != NULL && strstr(bag, "%24.mid=forged") != NULL);
+    free(bag);
+    cJSON_Delete(p);
+    cJSON *empty = cJSON_CreateObject();
+    bag = tc_props_encode(empty, 1);
+    CHECK(bag != NULL && bag[0] == '\0');
+    free(bag);
+    cJSON_AddNumberToObject(empty, "n", 1); /* not a string: left out */
+    bag = tc_props_encode(empty, 1);
+    CHECK(bag != NULL && bag[0] == '\0');
+    free(bag);
+    cJSON_Delete(empty);
+}
+
 static void test_query_and_props(void)
 {
     char v[8];
@@ -400,6 +423,7 @@ int main(void)
     test_usernames();
     test_topics();
     test_query_and_props();
+    test_props_encode();
     test_registration_ids();
     test_sas();
     test_codecs();
