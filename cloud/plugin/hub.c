@@ -277,9 +277,9 @@ int tc_hub_push_desired(const char *device_id, const char *patch_json, int64_t v
  * it reads (tc_hub_on_tap). A message is marked sent when handed to the broker, completed
  * (deleted) on its PUBACK, and queued again when the connection ends before it, however
  * long the connection lived: acknowledged once, never again; unacknowledged, redelivered.
- * A connection the shim does not read (no shim, or a stream that is not plain MQTT over
- * TLS, such as a WebSocket) keeps the old approximation: completed once the connection
- * has lived TC_C2D_SETTLE_MS past the send, requeued when it ends sooner. */
+ * A connection the shim does not read (no shim, no TLS, or a stream that breaks the MQTT
+ * or WebSocket framing) keeps the old approximation: completed once the connection has
+ * lived TC_C2D_SETTLE_MS past the send, requeued when it ends sooner. */
 #define TC_C2D_SETTLE_MS 300
 
 void tc_hub_deliver_c2d(struct tc_session *s)
