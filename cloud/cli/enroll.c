@@ -18,7 +18,8 @@ static const char enrollment_usage[] =
     "usage: tether cloud enrollment create --registration-id ID [--attestation "
     "x509|symmetric-key]\n"
     "           [--cert FILE | --thumbprint HEX] [--primary-key K] [--secondary-key K]\n"
-    "           [--device-id ID] [--hubs H1,H2] [--allocation hashed|static]\n"
+    "           [--device-id ID] [--hubs H1,H2] [--allocation hashed|static|custom]\n"
+    "           [--custom-command CMD]\n"
     "           [--reprovision migrate|reset|never] [--provisioning-status enabled|disabled]\n"
     "           [--initial-twin JSON] [--dir D] [--json]\n"
     "       tether cloud enrollment list [--json]\n"
@@ -32,7 +33,8 @@ static const char enrollment_usage[] =
 static const char group_usage[] =
     "usage: tether cloud enrollment-group create --group-id ID\n"
     "           (--attestation x509 --ca FILE | --attestation symmetric-key [--primary-key K])\n"
-    "           [--hubs H1,H2] [--allocation hashed|static] [--reprovision migrate|reset|never]\n"
+    "           [--hubs H1,H2] [--allocation hashed|static|custom] [--custom-command CMD]\n"
+    "           [--reprovision migrate|reset|never]\n"
     "           [--provisioning-status enabled|disabled] [--initial-twin JSON] [--dir D] [--json]\n"
     "       tether cloud enrollment-group list|show ID|update ID [...]|delete ID [--json]\n"
     "\n"
@@ -118,6 +120,10 @@ static cJSON *enrollment_json(const cJSON *row, bool group)
         free(copy);
     }
     cJSON_AddStringToObject(o, "allocationPolicy", tc_row_str(row, "allocation"));
+    if (tc_row_str(row, "custom_command") != NULL) {
+        cJSON *ca = cJSON_AddObjectToObject(o, "customAllocationDefinition");
+        cJSON_AddStringToObject(ca, "command", tc_row_str(row, "custom_command"));
+    }
     cJSON_AddStringToObject(o, "reprovisionPolicy", tc_row_str(row, "reprovision"));
     cJSON_AddStringToObject(o, "provisioningStatus", tc_row_str(row, "status"));
     const char *twin = tc_row_str(row, "initial_twin");
@@ -174,7 +180,7 @@ static void print_enrollment(const cJSON *row, bool group, bool json)
 /* Options shared by create and update; NULL = not given. */
 struct enr_opts {
     const char *attestation, *cert, *thumbprint, *ca, *k1, *k2, *device_id, *hubs, *allocation,
-        *reprovision, *status, *twin;
+        *reprovision, *status, *twin, *custom;
 };
 
 static void take_opts(struct tc_args *a, struct enr_opts *o)
@@ -191,6 +197,7 @@ static void take_opts(struct tc_args *a, struct enr_opts *o)
     o->reprovision = arg_opt(a, "--reprovision");
     o->status = arg_opt(a, "--provisioning-status");
     o->twin = arg_opt(a, "--initial-twin");
+    o->custom = arg_opt(a, "--custom-command");
 }
 
 static int one_of(const char *v, const char *what, const char *a, const char *b, const char *c)
@@ -208,10 +215,17 @@ static int apply_opts(sqlite3 *db, const char *kind, const char *id, struct enr_
 {
     bool group = strcmp(kind, "group") == 0;
     if (one_of(o->attestation, "--attestation", "x509", "symmetric-key", NULL) ||
-        one_of(o->allocation, "--allocation", "hashed", "static", NULL) ||
+        one_of(o->allocation, "--allocation", "hashed", "static", "custom") ||
         one_of(o->reprovision, "--reprovision", "migrate", "reset", "never") ||
         one_of(o->status, "--provisioning-status", "enabled", "disabled", NULL)) {
         return 1;
+    }
+    if (o->allocation != NULL && strcmp(o->allocation, "custom") == 0 && o->custom == NULL &&
+        (create || tc_reg_int(db, 0,
+                              "SELECT count(*) FROM enrollments WHERE kind=? AND id=? AND"
+                              " coalesce(custom_command,'')<>''",
+                              "ss", kind, id) == 0)) {
+        return fail("--allocation custom needs --custom-command CMD (see cloud/README.md)");
     }
     const char *att = o->attestation;
     if (att == NULL && create) {
@@ -349,6 +363,7 @@ static int apply_opts(sqlite3 *db, const char *kind, const char *id, struct enr_
     SET("reprovision", o->reprovision);
     SET("status", o->status);
     SET("initial_twin", o->twin);
+    SET("custom_command", o->custom);
 #undef SET
     free(cert_pem);
     return 0;

@@ -29,9 +29,11 @@ static const char method_usage[] =
     "usage: tether cloud method invoke DEVICE NAME [--payload JSON] [--timeout S] [--dir D]\n"
     "                                  [--json]\n"
     "\n"
-    "Calls a direct method and prints the device's status and payload. 404 when the device\n"
-    "is offline (or not subscribed to methods), 504 when it does not answer in time\n"
-    "(default 30 s). Exit code 0 when the device answered, 1 otherwise.\n";
+    "Calls a direct method and prints the device's status and payload (any status the\n"
+    "device answers, 404 included). When the hub answers instead: 404 with errorCode 404103\n"
+    "when the device is offline (or not subscribed to methods), 504 with errorCode 504101\n"
+    "when it does not answer in time (default 30 s). Exit code 0 when the device answered,\n"
+    "1 otherwise.\n";
 static const char monitor_usage[] =
     "usage: tether cloud monitor [--device ID] [--count N] [--timeout S] [--all] [--dir D]\n"
     "                            [--json]\n"
@@ -120,15 +122,38 @@ int cmd_c2d(int argc, char **argv)
         rc = fail("%lld messages are already pending for %s (IoT Hub's limit is %d); the device"
                   " must receive some first",
                   (long long)pending, pos[0], TC_C2D_MAX_PENDING);
-    } else if (props != NULL) {
+    } else if (mid_opt != NULL && !tc_device_id_valid(mid_opt)) {
+        /* IoT Hub's rule for message ids is the one for device ids */
+        rc = fail("--message-id must be 1-128 ASCII letters, digits or - : . + %% _ # * ? ! ( ) ,"
+                  " = @ ; $ '");
+    }
+    /* The bag is decoded and encoded again for the topic: `+`, `#`, `/` typed in a value
+     * must not reach the topic name (MQTT forbids wildcards there). System properties
+     * ($.mid, $.to, ...) are the hub's: --message-id sets the one a sender may choose. */
+    char *bag = NULL;
+    if (rc == 0 && props != NULL) {
         cJSON *p = tc_props_to_json(props);
+        const cJSON *it;
+        const char *system = NULL;
+        cJSON_ArrayForEach(it, p)
+        {
+            if (system == NULL && strncmp(it->string, "$.", 2) == 0) {
+                system = it->string;
+            }
+        }
         if (p == NULL) {
             rc = fail("--props must be 'k=v&k2=v2' with valid %%-escapes");
+        } else if (system != NULL) {
+            rc = fail("--props cannot set the system property '%s' (the hub sets those;"
+                      " use --message-id for $.mid)",
+                      system);
+        } else {
+            bag = tc_props_encode(p, 1);
         }
         cJSON_Delete(p);
     }
     if (rc == 0) {
-        char mid[40];
+        char mid[TC_ID_MAX + 1];
         if (mid_opt != NULL) {
             snprintf(mid, sizeof mid, "%s", mid_opt);
         } else {
@@ -138,7 +163,7 @@ int cmd_c2d(int argc, char **argv)
         tc_reg_exec(db,
                     "INSERT INTO c2d(device_id, message_id, payload, props, created_ms)"
                     " VALUES(?,?,?,?,?)",
-                    "ssbsi", pos[0], mid, pos[1], len, props != NULL ? props : "", now);
+                    "ssbsi", pos[0], mid, pos[1], len, bag != NULL ? bag : "", now);
         tc_reg_exec(db, "INSERT INTO requests(kind, device_id, created_ms) VALUES('c2d',?,?)", "si",
                     pos[0], now);
         if (json) {
@@ -149,6 +174,7 @@ int cmd_c2d(int argc, char **argv)
                    (long long)pending + 1);
         }
     }
+    free(bag);
     tc_reg_close(db);
     return rc;
 }
@@ -324,7 +350,9 @@ int cmd_method(int argc, char **argv)
     int64_t give_up = tc_now_ms() + (int64_t)(timeout * 1000) + 5000;
     cJSON *row = NULL;
     while (tc_now_ms() < give_up) {
-        row = tc_reg_row(db, "SELECT status, response FROM requests WHERE id=? AND state='done'",
+        row = tc_reg_row(db,
+                         "SELECT status, response, state FROM requests WHERE id=? AND state IN"
+                         " ('done','failed')",
                          "i", id);
         if (row != NULL) {
             break;
@@ -336,12 +364,21 @@ int cmd_method(int argc, char **argv)
         tc_reg_close(db);
         return fail("the cloud did not pick up the request (is it running?)");
     }
+    /* 'failed': the hub answered for the device (offline: 404 errorCode 404103, no answer
+     * in time: 504 errorCode 504101), as the service API does with an HTTP error; 'done': the
+     * device answered, whatever its status (its own 404 included) */
     int status = (int)tc_row_int(row, "status", 0);
     const char *resp = tc_row_str(row, "response");
+    const char *state = tc_row_str(row, "state");
+    bool by_hub = state != NULL && strcmp(state, "failed") == 0;
     cJSON *body = resp != NULL ? cJSON_Parse(resp) : NULL;
     if (json) {
         cJSON *o = cJSON_CreateObject();
         cJSON_AddNumberToObject(o, "status", status);
+        cJSON *code = by_hub ? cJSON_GetObjectItemCaseSensitive(body, "errorCode") : NULL;
+        if (cJSON_IsNumber(code)) {
+            cJSON_AddNumberToObject(o, "errorCode", code->valuedouble);
+        }
         if (body != NULL) {
             cJSON_AddItemToObject(o, "payload", body);
             body = NULL;
@@ -353,22 +390,14 @@ int cmd_method(int argc, char **argv)
         print_json(o);
         cJSON_Delete(o);
     } else {
-        const char *what = status == 404   ? " (device offline or not subscribed to methods)"
+        const char *what = !by_hub         ? " (answered by the device)"
+                           : status == 404 ? " (device offline or not subscribed to methods)"
                            : status == 504 ? " (the device did not answer in time)"
                                            : "";
         printf("status %d%s\n%s\n", status, what, resp != NULL ? resp : "");
     }
     cJSON_Delete(body);
-    /* 404 and 504 come from the cloud, not the device */
-    cJSON *ans = tc_reg_row(db, "SELECT response FROM requests WHERE id=?", "i", id);
-    const char *r = tc_row_str(ans, "response");
-    if ((status == 404 || status == 504) && r != NULL && strstr(r, "\"errorCode\":40410") != NULL) {
-        rc = 1;
-    }
-    if (status == 504 && r != NULL && strstr(r, "504101") != NULL) {
-        rc = 1;
-    }
-    cJSON_Delete(ans);
+    rc = by_hub ? 1 : 0;
     cJSON_Delete(row);
     tc_reg_close(db);
     return rc;

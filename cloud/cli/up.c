@@ -52,6 +52,32 @@ static int port_answers(int port)
     return ok;
 }
 
+/* Whether a socket listens on 127.0.0.1:port, from the kernel's table (/proc/net/tcp),
+ * without connecting: a readiness probe that connected and left would be logged by the
+ * broker as a failed TLS handshake ("unexpected eof while reading") on every start. */
+static int port_listening(int port)
+{
+    FILE *f = fopen("/proc/net/tcp", "r");
+    if (f == NULL) {
+        return port_answers(port);
+    }
+    char line[256];
+    char want[16];
+    snprintf(want, sizeof want, "0100007F:%04X", (unsigned)port);
+    int found = 0;
+    while (!found && fgets(line, sizeof line, f) != NULL) {
+        char local[64];
+        char remote[64];
+        unsigned state = 0;
+        if (sscanf(line, " %*d: %63s %63s %x", local, remote, &state) == 3 &&
+            strcmp(local, want) == 0 && state == 0x0A /* TCP_LISTEN */) {
+            found = 1;
+        }
+    }
+    fclose(f);
+    return found;
+}
+
 static const char *exe_dir(char *buf, size_t size)
 {
     ssize_t n = readlink("/proc/self/exe", buf, size - 1);
@@ -281,7 +307,7 @@ static int start(const char *dir, int port, bool foreground, bool json, bool qui
         return fail("cannot run mosquitto (install the mosquitto package)");
     }
     for (int i = 0; i < 100; i++) {
-        if (port_answers(port) && cloud_pid(dir) > 0) {
+        if (port_listening(port) && cloud_pid(dir) > 0) {
             sqlite3 *db = open_registry(dir);
             if (db == NULL) {
                 return 1;

@@ -1,6 +1,7 @@
 #include "parse.h"
 
 #include <ctype.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -125,6 +126,21 @@ int tc_registration_id_valid(const char *id)
     }
     unsigned char last = (unsigned char)id[len - 1];
     return isalnum(last) || last == '-';
+}
+
+int tc_device_id_valid(const char *id)
+{
+    size_t len = strlen(id);
+    if (len == 0 || len > TC_ID_MAX) {
+        return 0;
+    }
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)id[i];
+        if (c >= 0x80 || (!isalnum(c) && strchr("-:.+%_#*?!(),=@;$'", c) == NULL)) {
+            return 0;
+        }
+    }
+    return 1;
 }
 
 static int parse_rid(const char *query, struct tc_topic *out)
@@ -296,4 +312,41 @@ void tc_json_merge(cJSON *target, const cJSON *patch)
             cJSON_AddItemToObject(target, item->string, cJSON_Duplicate(item, 1));
         }
     }
+}
+
+char *tc_props_encode(const cJSON *props, int skip_system)
+{
+    size_t cap = 1;
+    const cJSON *it;
+    cJSON_ArrayForEach(it, props)
+    {
+        if (it->string != NULL && cJSON_IsString(it)) {
+            cap += 3 * (strlen(it->string) + strlen(it->valuestring)) + 2;
+        }
+    }
+    char *out = malloc(cap);
+    if (out == NULL) {
+        return NULL;
+    }
+    size_t n = 0;
+    out[0] = '\0';
+    cJSON_ArrayForEach(it, props)
+    {
+        if (it->string == NULL || !cJSON_IsString(it) ||
+            (skip_system && strncmp(it->string, "$.", 2) == 0)) {
+            continue;
+        }
+        char *k = tc_url_encode(it->string);
+        char *v = tc_url_encode(it->valuestring);
+        if (k == NULL || v == NULL) {
+            free(k);
+            free(v);
+            free(out);
+            return NULL;
+        }
+        n += (size_t)snprintf(out + n, cap - n, "%s%s=%s", n > 0 ? "&" : "", k, v);
+        free(k);
+        free(v);
+    }
+    return out;
 }

@@ -54,10 +54,20 @@ void tc_topic_parse(const char *topic, const char *device_id, struct tc_topic *o
 
 /* A registration id: 1..128 of [A-Za-z0-9-._:], ending in a letter, digit or '-'. */
 int tc_registration_id_valid(const char *id);
+/* An IoT Hub device id: 1..128 ASCII 7-bit alphanumerics and - : . + % _ # * ? ! ( ) , = @ ;
+ * $ ' (Microsoft Learn, "IotHubDeviceCreatedEventData.deviceId"). 1 if valid. */
+int tc_device_id_valid(const char *id);
 
 /* Property bag `k=v&k2=v2` (URL-encoded) to a JSON object of decoded strings; NULL when an
  * escape is malformed. An empty bag gives an empty object. */
 cJSON *tc_props_to_json(const char *bag);
+
+/* A JSON object of strings to a property bag for a topic: `k=v&k2=v2`, every key and value
+ * percent-encoded (RFC 3986 unreserved characters stay), so that no `+`, `#`, `/`, `&` or
+ * `=` of the text reaches the topic. Keys starting with `$.` (system properties, set by the
+ * hub) are left out when skip_system is true. Returns a malloc'ed string ("" when empty),
+ * NULL on allocation failure. */
+char *tc_props_encode(const cJSON *props, int skip_system);
 
 /* MQTT topic filter match (+ and #). */
 int tc_topic_matches(const char *filter, const char *topic);

@@ -17,7 +17,7 @@ static const char schema[] =
     " attestation TEXT NOT NULL, cert_pem TEXT, thumbprint TEXT, primary_key TEXT,"
     " secondary_key TEXT, device_id TEXT, hubs TEXT, allocation TEXT NOT NULL DEFAULT 'hashed',"
     " reprovision TEXT NOT NULL DEFAULT 'migrate', status TEXT NOT NULL DEFAULT 'enabled',"
-    " initial_twin TEXT, created_ms INTEGER, updated_ms INTEGER, etag TEXT,"
+    " initial_twin TEXT, created_ms INTEGER, updated_ms INTEGER, etag TEXT, custom_command TEXT,"
     " PRIMARY KEY(kind, id));"
     "CREATE TABLE IF NOT EXISTS registrations(registration_id TEXT PRIMARY KEY,"
     " enrollment_kind TEXT, enrollment_id TEXT, device_id TEXT, hub TEXT, status TEXT,"
@@ -362,6 +362,9 @@ sqlite3 *tc_reg_open(const char *dir)
         sqlite3_close(db);
         return NULL;
     }
+    /* registries made before custom allocation: the column is added (an error when it
+     * exists already is expected) */
+    sqlite3_exec(db, "ALTER TABLE enrollments ADD COLUMN custom_command TEXT", NULL, NULL, NULL);
     char *scope = tc_reg_meta_get(db, "id_scope");
     if (scope == NULL) {
         char hex[17];

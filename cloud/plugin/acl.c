@@ -38,13 +38,22 @@ static int dps_check(struct tc_session *s, int access, const char *topic)
     }
 }
 
-/* Which of the device's own subscriptions a filter is; 0 if none. */
+/* Which of the device's own subscriptions a filter is; 0 if none. The cloud-to-device
+ * filter may name the device or use `+` in its place (the Azure SDK for Embedded C
+ * subscribes to `devices/+/messages/devicebound/#`): IoT Hub accepts both, and either way
+ * a device receives only its own messages, because nothing is routed between clients here:
+ * the plugin hands each message to the one connection of its device (tc_publish). */
 static unsigned hub_filter_kind(const struct tc_session *s, const char *filter)
 {
     char own[TC_ID_MAX + 64];
     snprintf(own, sizeof own, "devices/%s/messages/devicebound/", s->id);
-    if (starts(filter, own) &&
-        (strcmp(filter + strlen(own), "#") == 0 || strcmp(filter + strlen(own), "+") == 0)) {
+    const char *rest = NULL;
+    if (starts(filter, own)) {
+        rest = filter + strlen(own);
+    } else if (starts(filter, "devices/+/messages/devicebound/")) {
+        rest = filter + strlen("devices/+/messages/devicebound/");
+    }
+    if (rest != NULL && (strcmp(rest, "#") == 0 || strcmp(rest, "+") == 0)) {
         return TC_SUB_C2D;
     }
     if (strcmp(filter, "$iothub/twin/res/#") == 0) {

@@ -1,10 +1,15 @@
 /* DPS: attestation, registrations as operations, allocation across hubs, reprovisioning.
  * Payload field names and topics as in PROTOCOL.md. */
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <cjson/cJSON.h>
 #include <openssl/evp.h>
@@ -238,10 +243,10 @@ static int apply_faults(struct tc_session *s, const char *rid)
 
 /* --- allocation ---------------------------------------------------------------------- */
 
-static char *pick_hub(const cJSON *enrollment, const char *reg_lower)
+/* The hubs an enrollment may be assigned to (its list, or every hub), as host names. */
+static cJSON *linked_hubs(const cJSON *enrollment)
 {
     const char *list = tc_row_str(enrollment, "hubs");
-    const char *policy = tc_row_str(enrollment, "allocation");
     cJSON *hubs = tc_reg_rows(tc_g.db, "SELECT name, host FROM hubs ORDER BY name", NULL);
     cJSON *cands = cJSON_CreateArray();
     cJSON *h;
@@ -266,6 +271,13 @@ static char *pick_hub(const cJSON *enrollment, const char *reg_lower)
         }
     }
     cJSON_Delete(hubs);
+    return cands;
+}
+
+static char *pick_hub(const cJSON *enrollment, const char *reg_lower)
+{
+    const char *policy = tc_row_str(enrollment, "allocation");
+    cJSON *cands = linked_hubs(enrollment);
     int n = cJSON_GetArraySize(cands);
     char *out = NULL;
     if (n > 0) {
@@ -283,6 +295,178 @@ static char *pick_hub(const cJSON *enrollment, const char *reg_lower)
     }
     cJSON_Delete(cands);
     return out;
+}
+
+/* Custom allocation, the way a local tester uses it. On Azure an enrollment with the
+ * custom policy makes DPS POST an AllocationRequest to a webhook (an Azure Function) and
+ * assign the hub named in its AllocationResponse, handing the response's payload to the
+ * device (Microsoft Learn, "Understand custom allocation policies", concepts-custom-allocation).
+ * Here the webhook is a local command (`--custom-command CMD`, run by /bin/sh): it reads
+ * the AllocationRequest JSON on stdin and writes the AllocationResponse JSON on stdout.
+ * Bounds: it runs inside the broker, which waits for it; at most TC_CUSTOM_TIMEOUT_MS, then
+ * it is killed, and at most 64 KB of output. Returns the hub (malloc'ed) and sets
+ * *payload_out (the response's payload, or NULL), or NULL with why set. */
+#define TC_CUSTOM_TIMEOUT_MS 5000
+#define TC_CUSTOM_OUT_MAX    (64 * 1024)
+
+static char *run_command(const char *cmd, const char *input, char *why, size_t why_size)
+{
+    int in[2];
+    int out[2];
+    if (pipe(in) != 0) {
+        snprintf(why, why_size, "cannot make a pipe");
+        return NULL;
+    }
+    if (pipe(out) != 0) {
+        close(in[0]);
+        close(in[1]);
+        snprintf(why, why_size, "cannot make a pipe");
+        return NULL;
+    }
+    pid_t pid = fork();
+    if (pid == 0) {
+        dup2(in[0], 0);
+        dup2(out[1], 1);
+        /* none of the broker's sockets or files may outlive it in the command */
+        for (int fd = 3; fd < 1024; fd++) {
+            close(fd);
+        }
+        execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+        _exit(127);
+    }
+    close(in[0]);
+    close(out[1]);
+    if (pid < 0) {
+        close(in[1]);
+        close(out[0]);
+        snprintf(why, why_size, "cannot start the command");
+        return NULL;
+    }
+    fcntl(in[1], F_SETFL, O_NONBLOCK);
+    char *buf = malloc(TC_CUSTOM_OUT_MAX + 1);
+    size_t got = 0;
+    size_t sent = 0;
+    size_t in_len = strlen(input);
+    int64_t deadline = tc_now_ms() + TC_CUSTOM_TIMEOUT_MS;
+    int wfd = in[1];
+    int done = 0;
+    while (!done && buf != NULL) {
+        int64_t left = deadline - tc_now_ms();
+        if (left <= 0) {
+            snprintf(why, why_size, "the command took longer than %d ms", TC_CUSTOM_TIMEOUT_MS);
+            break;
+        }
+        struct pollfd p[2] = {{out[0], POLLIN, 0}, {wfd, POLLOUT, 0}};
+        if (poll(p, wfd >= 0 ? 2 : 1, (int)left) < 0) {
+            continue;
+        }
+        if (wfd >= 0 && (p[1].revents & (POLLOUT | POLLERR | POLLHUP)) != 0) {
+            ssize_t w = write(wfd, input + sent, in_len - sent);
+            if (w > 0) {
+                sent += (size_t)w;
+            }
+            if (w < 0 || sent == in_len) {
+                close(wfd);
+                wfd = -1;
+            }
+        }
+        if ((p[0].revents & (POLLIN | POLLHUP | POLLERR)) != 0) {
+            ssize_t r = read(out[0], buf + got, TC_CUSTOM_OUT_MAX - got);
+            if (r > 0) {
+                got += (size_t)r;
+                if (got == TC_CUSTOM_OUT_MAX) {
+                    snprintf(why, why_size, "the command wrote more than 64 KB");
+                    break;
+                }
+            } else {
+                done = 1;
+            }
+        }
+    }
+    if (wfd >= 0) {
+        close(wfd);
+    }
+    close(out[0]);
+    int status = 0;
+    if (!done) {
+        kill(pid, SIGKILL);
+    }
+    waitpid(pid, &status, 0);
+    if (!done || buf == NULL) {
+        free(buf);
+        return NULL;
+    }
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+        snprintf(why, why_size, "the command failed (exit status %d)",
+                 WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+        free(buf);
+        return NULL;
+    }
+    buf[got] = '\0';
+    return buf;
+}
+
+static char *custom_allocate(struct tc_session *s, const cJSON *enr, const cJSON *prev,
+                             const cJSON *device_payload, cJSON **payload_out, char *why,
+                             size_t why_size)
+{
+    *payload_out = NULL;
+    cJSON *req = cJSON_CreateObject();
+    int group = strcmp(s->enrollment_kind, "group") == 0;
+    cJSON *e = cJSON_AddObjectToObject(req, group ? "enrollmentGroup" : "individualEnrollment");
+    cJSON_AddStringToObject(e, group ? "enrollmentGroupId" : "registrationId", s->enrollment_id);
+    cJSON_AddStringToObject(e, "allocationPolicy", "custom");
+    cJSON *ctx = cJSON_AddObjectToObject(req, "deviceRuntimeContext");
+    cJSON_AddStringToObject(ctx, "registrationId", s->id);
+    if (tc_row_str(prev, "hub") != NULL) {
+        cJSON_AddStringToObject(ctx, "currentIotHubHostName", tc_row_str(prev, "hub"));
+        cJSON_AddStringToObject(ctx, "currentDeviceId", tc_row_str(prev, "device_id"));
+    }
+    const char *att = tc_row_str(enr, "attestation");
+    cJSON_AddObjectToObject(ctx, att != NULL && strcmp(att, "x509") == 0 ? "x509" : "symmetricKey");
+    if (device_payload != NULL) {
+        cJSON_AddItemToObject(ctx, "payload", cJSON_Duplicate(device_payload, 1));
+    }
+    cJSON *hubs = linked_hubs(enr);
+    cJSON_AddItemToObject(req, "linkedHubs", hubs);
+    char *input = cJSON_PrintUnformatted(req);
+    char *output =
+        input != NULL ? run_command(tc_row_str(enr, "custom_command"), input, why, why_size) : NULL;
+    free(input);
+    char *hub = NULL;
+    cJSON *res = output != NULL ? cJSON_Parse(output) : NULL;
+    free(output);
+    cJSON *host = cJSON_GetObjectItemCaseSensitive(res, "iotHubHostName");
+    if (output != NULL && !cJSON_IsObject(res)) {
+        snprintf(why, why_size, "the command's output is not a JSON object");
+    } else if (res != NULL && !cJSON_IsString(host)) {
+        snprintf(why, why_size, "the command's output has no iotHubHostName");
+    } else if (res != NULL) {
+        cJSON *h;
+        cJSON_ArrayForEach(h, hubs)
+        {
+            if (strcasecmp(h->valuestring, host->valuestring) == 0) {
+                hub = strdup(h->valuestring);
+            }
+        }
+        if (hub == NULL) {
+            snprintf(why, why_size, "iotHubHostName '%.60s' is not a linked hub",
+                     host->valuestring);
+        } else {
+            cJSON *p = cJSON_DetachItemFromObjectCaseSensitive(res, "payload");
+            if (p != NULL && !cJSON_IsNull(p)) {
+                *payload_out = p;
+            } else {
+                cJSON_Delete(p);
+            }
+        }
+    }
+    cJSON_Delete(res);
+    cJSON_Delete(req);
+    if (hub == NULL) {
+        tc_log(MOSQ_LOG_NOTICE, "DPS %s: custom allocation failed: %s", s->id, why);
+    }
+    return hub;
 }
 
 static cJSON *initial_desired(const cJSON *enrollment, char **tags_out)
@@ -323,9 +507,11 @@ static void etag_new(char *out, size_t size)
 
 /* Decide the outcome of a registration now; it is revealed when the operation is ready.
  * Returns the registrationState object and sets *status ("assigned", "failed", "disabled"). */
-static cJSON *allocate(struct tc_session *s, const char *reg_lower, cJSON *custom,
+static cJSON *allocate(struct tc_session *s, const char *reg_lower, const cJSON *device_payload,
                        const char **status)
 {
+    cJSON *custom = NULL; /* the payload returned to the device: custom allocation only */
+    char why[200] = "No linked IoT hub could be allocated for this enrollment.";
     int64_t now = tc_now_ms();
     char now_text[40];
     char etag[80];
@@ -370,7 +556,16 @@ static cJSON *allocate(struct tc_session *s, const char *reg_lower, cJSON *custo
                                                           : "initialAssignment";
         reset_twin = 0;
     } else {
-        hub = pick_hub(enr, reg_lower);
+        const char *alloc = tc_row_str(enr, "allocation");
+        if (alloc != NULL && strcmp(alloc, "custom") == 0) {
+            char reason[160] = "";
+            hub = custom_allocate(s, enr, prev, device_payload, &custom, reason, sizeof reason);
+            if (hub == NULL) {
+                snprintf(why, sizeof why, "Custom allocation failed: %s.", reason);
+            }
+        } else {
+            hub = pick_hub(enr, reg_lower);
+        }
         if (hub != NULL && assigned_before) {
             int moved = strcasecmp(hub, prev_hub) != 0;
             if (policy != NULL && strcmp(policy, "reset") == 0) {
@@ -386,8 +581,7 @@ static cJSON *allocate(struct tc_session *s, const char *reg_lower, cJSON *custo
         *status = "failed";
         cJSON_AddStringToObject(state, "status", "failed");
         cJSON_AddNumberToObject(state, "errorCode", ERR_NO_HUB);
-        cJSON_AddStringToObject(state, "errorMessage",
-                                "No linked IoT hub could be allocated for this enrollment.");
+        cJSON_AddStringToObject(state, "errorMessage", why);
         cJSON_AddStringToObject(state, "lastUpdatedDateTimeUtc", now_text);
         cJSON_AddStringToObject(state, "etag", etag);
         tc_reg_exec(tc_g.db,
@@ -472,10 +666,12 @@ static cJSON *allocate(struct tc_session *s, const char *reg_lower, cJSON *custo
     cJSON_AddStringToObject(state, "lastUpdatedDateTimeUtc", now_text);
     cJSON_AddStringToObject(state, "etag", etag);
     if (custom != NULL) {
-        cJSON_AddItemToObject(state, "payload", cJSON_Duplicate(custom, 1));
+        cJSON_AddItemToObject(state, "payload", custom);
+        custom = NULL;
     }
     free(hub);
 done:
+    cJSON_Delete(custom);
     cJSON_Delete(enr);
     cJSON_Delete(prev);
     return state;
@@ -492,7 +688,15 @@ static void on_register(struct tc_session *s, const struct tc_topic *t, const vo
         respond_error(s, 401, t->rid, 0, s->dps_error, s->dps_message);
         return;
     }
-    cJSON *req = len > 0 && len < 65536 ? cJSON_ParseWithLength(payload, len) : NULL;
+    /* An empty body means {"registrationId":"<the id in the username>"}: the Embedded C
+     * SDK's provisioning client publishes exactly that, and DPS accepts it. */
+    cJSON *req = NULL;
+    if (len == 0) {
+        req = cJSON_CreateObject();
+        cJSON_AddStringToObject(req, "registrationId", s->id);
+    } else if (len < 65536) {
+        req = cJSON_ParseWithLength(payload, len);
+    }
     cJSON *rid_item = cJSON_GetObjectItemCaseSensitive(req, "registrationId");
     if (!cJSON_IsObject(req) || !cJSON_IsString(rid_item) ||
         strcasecmp(rid_item->valuestring, s->id) != 0) {
@@ -502,6 +706,7 @@ static void on_register(struct tc_session *s, const struct tc_topic *t, const vo
                       " with an optional \"payload\".");
         return;
     }
+    /* the device's payload goes to custom allocation only; it is never echoed */
     cJSON *custom = cJSON_GetObjectItemCaseSensitive(req, "payload");
     if (custom != NULL && cJSON_IsNull(custom)) {
         custom = NULL;

@@ -7,6 +7,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "mqtt_tap.h"
 #include "plugin.h"
 #include "sas.h"
 #include "util.h"
@@ -269,12 +270,16 @@ int tc_hub_push_desired(const char *device_id, const char *patch_json, int64_t v
     return 0;
 }
 
-/* Cloud-to-device. Mosquitto 2.0 gives plugins no event for a PUBACK, and its DISCONNECT
- * event does not tell a DISCONNECT packet from a dropped connection (the reason is always
- * -1 in 2.0.11), so "removed on PUBACK" is approximated: a message handed to the broker at
- * QoS 1 for a connected, subscribed device is marked sent; it is removed once the
- * connection has lived TC_C2D_SETTLE_MS past the send (time enough to PUBACK), and goes back
- * to the queue when the connection ends sooner, or when the broker restarts. */
+/* Cloud-to-device. IoT Hub removes a message from the device's queue when the device
+ * completes it, which over MQTT is its PUBACK (MQTT cannot reject or abandon). Mosquitto 2.0
+ * gives plugins no PUBACK event, so the TLS shim reads each connection's MQTT stream and
+ * reports the QoS 1 PUBLISH packets the broker writes (topic, packet id) and the PUBACKs
+ * it reads (tc_hub_on_tap). A message is marked sent when handed to the broker, completed
+ * (deleted) on its PUBACK, and queued again when the connection ends before it, however
+ * long the connection lived: acknowledged once, never again; unacknowledged, redelivered.
+ * A connection the shim does not read (no shim, no TLS, or a stream that breaks the MQTT
+ * or WebSocket framing) keeps the old approximation: completed once the connection has
+ * lived TC_C2D_SETTLE_MS past the send, requeued when it ends sooner. */
 #define TC_C2D_SETTLE_MS 300
 
 void tc_hub_deliver_c2d(struct tc_session *s)
@@ -302,24 +307,35 @@ void tc_hub_deliver_c2d(struct tc_session *s)
             body = (const char *)bin;
             body_len = n > 0 ? (size_t)n : 0;
         }
+        /* every part of the topic that came from a sender is encoded again here (older
+         * registries stored bags as typed): no wildcard, no second $.mid */
         char *enc_id = tc_url_encode(s->id);
-        size_t tlen = 200 + 3 * strlen(s->id) + (mid != NULL ? strlen(mid) : 0) +
-                      (props != NULL ? strlen(props) : 0) + strlen(enc_id);
+        char *enc_mid = tc_url_encode(mid != NULL ? mid : "");
+        cJSON *pj = tc_props_to_json(props != NULL ? props : "");
+        char *bag = pj != NULL ? tc_props_encode(pj, 1) : NULL;
+        cJSON_Delete(pj);
+        size_t tlen = 200 + 3 * strlen(s->id) + (enc_mid != NULL ? strlen(enc_mid) : 0) +
+                      (bag != NULL ? strlen(bag) : 0) + (enc_id != NULL ? strlen(enc_id) : 0);
         char *topic = malloc(tlen);
-        if (topic != NULL && enc_id != NULL) {
+        if (topic != NULL && enc_id != NULL && enc_mid != NULL) {
             snprintf(topic, tlen,
                      "devices/%s/messages/devicebound/%%24.mid=%s&%%24.to=%%2Fdevices%%2F%s"
                      "%%2Fmessages%%2Fdevicebound%s%s",
-                     s->id, mid != NULL ? mid : "", enc_id,
-                     props != NULL && props[0] != '\0' ? "&" : "", props != NULL ? props : "");
+                     s->id, enc_mid, enc_id, bag != NULL && bag[0] != '\0' ? "&" : "",
+                     bag != NULL ? bag : "");
             tc_publish(s->client_id, topic, body != NULL ? body : "", body_len, 1);
             tc_reg_exec(tc_g.db, "UPDATE c2d SET state='sent', sent_ms=? WHERE id=?", "ii",
                         tc_now_ms(), id);
-            s->c2d_inflight[s->c2d_inflight_n++] = id;
+            struct tc_c2d_flight *f = &s->c2d_inflight[s->c2d_inflight_n++];
+            f->row = id;
+            f->packet_id = -1;
+            snprintf(f->message_id, sizeof f->message_id, "%s", enc_mid); /* as in the topic */
             s->c2d_sent_ms = tc_now_ms();
         }
         free(topic);
         free(enc_id);
+        free(enc_mid);
+        free(bag);
         free(bin);
     }
     cJSON_Delete(rows);
@@ -330,19 +346,95 @@ static void c2d_settle(struct tc_session *s, int requeue)
     for (int i = 0; i < s->c2d_inflight_n; i++) {
         if (requeue) {
             tc_reg_exec(tc_g.db, "UPDATE c2d SET state='queued' WHERE id=? AND state='sent'", "i",
-                        s->c2d_inflight[i]);
+                        s->c2d_inflight[i].row);
         } else {
             tc_reg_exec(tc_g.db, "DELETE FROM c2d WHERE id=? AND state='sent'", "i",
-                        s->c2d_inflight[i]);
+                        s->c2d_inflight[i].row);
         }
     }
     s->c2d_inflight_n = 0;
 }
 
+/* The message id in a cloud-to-device topic: `...devicebound/%24.mid=ID&...`. */
+static int topic_message_id(const char *topic, size_t len, char *out, size_t size)
+{
+    static const char key[] = "/messages/devicebound/%24.mid=";
+    size_t klen = sizeof key - 1;
+    for (size_t i = 0; i + klen <= len; i++) {
+        if (memcmp(topic + i, key, klen) == 0) {
+            size_t start = i + klen;
+            size_t end = start;
+            while (end < len && topic[end] != '&') {
+                end++;
+            }
+            if (end - start + 1 > size) {
+                return -1;
+            }
+            memcpy(out, topic + start, end - start);
+            out[end - start] = '\0';
+            return 0;
+        }
+    }
+    return -1;
+}
+
+void tc_hub_on_tap(const char *client_id, int event, const char *data, size_t len,
+                   unsigned packet_id)
+{
+    if (event == TC_TAP_CONNECT) {
+        snprintf(tc_g.tap_connect_id, sizeof tc_g.tap_connect_id, "%s", client_id);
+        return;
+    }
+    struct tc_session *s = tc_session_find_device(client_id);
+    if (s == NULL || !s->tapped) {
+        return;
+    }
+    if (event == TC_TAP_PUBLISH_QOS1) {
+        char mid[TC_ID_MAX + 1];
+        if (topic_message_id(data, len, mid, sizeof mid) != 0) {
+            return;
+        }
+        for (int i = 0; i < s->c2d_inflight_n; i++) {
+            if (strcmp(s->c2d_inflight[i].message_id, mid) == 0) {
+                s->c2d_inflight[i].packet_id = (int)packet_id;
+                return;
+            }
+        }
+        /* the broker resending a message of this device's previous session (CleanSession
+         * 0): track it too, so that its PUBACK completes it */
+        if (s->c2d_inflight_n < TC_C2D_INFLIGHT) {
+            char *raw = tc_url_decode(mid, strlen(mid));
+            int64_t row = raw == NULL ? -1
+                                      : tc_reg_int(tc_g.db, -1,
+                                                   "SELECT id FROM c2d WHERE device_id=? AND"
+                                                   " message_id=?",
+                                                   "ss", s->id, raw);
+            free(raw);
+            if (row >= 0) {
+                struct tc_c2d_flight *f = &s->c2d_inflight[s->c2d_inflight_n++];
+                f->row = row;
+                f->packet_id = (int)packet_id;
+                snprintf(f->message_id, sizeof f->message_id, "%s", mid);
+                tc_reg_exec(tc_g.db, "UPDATE c2d SET state='sent' WHERE id=?", "i", row);
+            }
+        }
+    } else if (event == TC_TAP_PUBACK) {
+        for (int i = 0; i < s->c2d_inflight_n; i++) {
+            if (s->c2d_inflight[i].packet_id == (int)packet_id) {
+                tc_reg_exec(tc_g.db, "DELETE FROM c2d WHERE id=?", "i", s->c2d_inflight[i].row);
+                s->c2d_inflight[i] = s->c2d_inflight[--s->c2d_inflight_n];
+                s->c2d_check = true;
+                return;
+            }
+        }
+    }
+}
+
 void tc_hub_on_subscribed(struct tc_session *s)
 {
-    /* called on every tick for live hub sessions */
-    if (s->c2d_inflight_n > 0 && tc_now_ms() - s->c2d_sent_ms >= TC_C2D_SETTLE_MS) {
+    /* called on every tick for live hub sessions; completion by timing only for a
+     * connection whose PUBACKs nobody sees */
+    if (!s->tapped && s->c2d_inflight_n > 0 && tc_now_ms() - s->c2d_sent_ms >= TC_C2D_SETTLE_MS) {
         c2d_settle(s, 0);
         s->c2d_check = true;
     }
@@ -355,7 +447,7 @@ void tc_hub_on_subscribed(struct tc_session *s)
 void tc_hub_on_disconnect(struct tc_session *s, int reason)
 {
     (void)reason;
-    c2d_settle(s, tc_now_ms() - s->c2d_sent_ms < TC_C2D_SETTLE_MS);
+    c2d_settle(s, s->tapped || tc_now_ms() - s->c2d_sent_ms < TC_C2D_SETTLE_MS);
     if (tc_session_find_device(s->id) == s || !s->took_over) {
         int others = 0;
         for (struct tc_session *o = tc_g.sessions; o != NULL; o = o->next) {

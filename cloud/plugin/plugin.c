@@ -75,6 +75,15 @@ int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **userdata,
     if (tc_g.shim_chain == NULL) {
         tc_log(MOSQ_LOG_WARNING, "TLS shim not loaded: clients are not asked for certificates");
     }
+    void (*set_tap)(void (*)(const char *, int, const char *, size_t, unsigned)) = NULL;
+    sym = dlsym(RTLD_DEFAULT, "tether_tls_shim_tap");
+    *(void **)&set_tap = sym;
+    if (set_tap != NULL) {
+        set_tap(tc_hub_on_tap);
+    } else {
+        tc_log(MOSQ_LOG_WARNING, "TLS shim not loaded: cloud-to-device messages are completed"
+                                 " by timing, not on PUBACK");
+    }
     int rc =
         mosquitto_callback_register(identifier, MOSQ_EVT_BASIC_AUTH, tc_on_basic_auth, NULL, NULL);
     rc |= mosquitto_callback_register(identifier, MOSQ_EVT_ACL_CHECK, tc_on_acl_check, NULL, NULL);
@@ -95,6 +104,12 @@ int mosquitto_plugin_cleanup(void *userdata, struct mosquitto_opt *options, int 
     mosquitto_callback_unregister(tc_g.id, MOSQ_EVT_MESSAGE, on_message, NULL);
     mosquitto_callback_unregister(tc_g.id, MOSQ_EVT_TICK, tc_on_tick, NULL);
     mosquitto_callback_unregister(tc_g.id, MOSQ_EVT_DISCONNECT, on_disconnect, NULL);
+    void (*set_tap)(void (*)(const char *, int, const char *, size_t, unsigned)) = NULL;
+    void *sym = dlsym(RTLD_DEFAULT, "tether_tls_shim_tap");
+    *(void **)&set_tap = sym;
+    if (set_tap != NULL) {
+        set_tap(NULL);
+    }
     if (tc_g.db != NULL) {
         tc_reg_exec(tc_g.db, "UPDATE devices SET connected=0", NULL);
         tc_reg_close(tc_g.db);
@@ -137,6 +152,7 @@ static int on_disconnect(int event, void *event_data, void *userdata)
     if (s->kind == TC_USER_HUB) {
         tc_hub_on_disconnect(s, ed->reason);
     }
+    tc_session_keep(s);
     tc_session_remove(ed->client);
     return MOSQ_ERR_SUCCESS;
 }

@@ -47,12 +47,30 @@ struct tc_session {
     char enrollment_id[TC_ID_MAX + 1];
     char thumbprint[65]; /* SHA-256 of the presented certificate */
     char device_key[64]; /* the symmetric key the device proved */
-    /* hub: cloud-to-device messages handed to the broker, not yet known to be acked */
-    int64_t c2d_inflight[TC_C2D_INFLIGHT];
+    /* hub: cloud-to-device messages handed to the broker, not yet acknowledged */
+    struct tc_c2d_flight {
+        int64_t row;   /* c2d.id */
+        int packet_id; /* MQTT packet id it went out with; -1 until the shim saw it */
+        char message_id[TC_ID_MAX + 1];
+    } c2d_inflight[TC_C2D_INFLIGHT];
     int c2d_inflight_n;
     int64_t c2d_sent_ms;
-    bool c2d_check; /* look for queued cloud-to-device messages on the next tick */
-    bool took_over; /* a newer connection of the same device replaced this one */
+    bool c2d_check;  /* look for queued cloud-to-device messages on the next tick */
+    bool tapped;     /* the TLS shim reads this connection's MQTT stream: PUBACKs are seen */
+    bool took_over;  /* a newer connection of the same device replaced this one */
+    bool persistent; /* CleanSession 0: the broker keeps the subscriptions for the next one */
+};
+
+/* Subscriptions of a CleanSession 0 session after its connection ended, by broker client
+ * id. Mosquitto keeps such a session (subscriptions, unacknowledged QoS 1 messages) and
+ * hands it to the next connection of the client id with CleanSession 0 (sessionPresent 1);
+ * the plugin keeps what it knows of the same subscriptions for as long. One entry per
+ * client id that used CleanSession 0, as the broker; both are forgotten when a connection
+ * with CleanSession 1 arrives, and when the broker stops (persistence is off). */
+struct tc_kept_subs {
+    struct tc_kept_subs *next;
+    unsigned subs;
+    char client_id[TC_ID_MAX + 1];
 };
 
 struct tc_faults {
@@ -75,7 +93,9 @@ struct tc_plugin {
     int64_t next_poll_ms;
     bool requests_waiting;
     struct tc_session *sessions;
+    struct tc_kept_subs *kept;
     STACK_OF(X509) * (*shim_chain)(X509 *leaf);
+    char tap_connect_id[TC_ID_MAX + 1]; /* client id of the CONNECT the shim just read */
     struct tc_faults faults;
 };
 
@@ -87,6 +107,12 @@ struct tc_session *tc_session_find(const struct mosquitto *client);
 struct tc_session *tc_session_find_device(const char *device_id);
 void tc_session_remove(struct mosquitto *client);
 void tc_session_free_all(void);
+/* Called once a connection is accepted: a CleanSession 0 connection resumes the
+ * subscriptions of the client id's previous session (from a connection still open, which
+ * the broker is about to replace, or from the kept list); CleanSession 1 forgets them. */
+void tc_session_resume(struct tc_session *s);
+/* Called when a connection ends: a CleanSession 0 session's subscriptions are kept. */
+void tc_session_keep(const struct tc_session *s);
 
 /* auth.c */
 int tc_on_basic_auth(int event, void *event_data, void *userdata);
@@ -106,6 +132,9 @@ int tc_hub_on_message(struct tc_session *s, const struct tc_topic *t, const void
 void tc_hub_on_subscribed(struct tc_session *s);
 void tc_hub_deliver_c2d(struct tc_session *s);
 void tc_hub_on_disconnect(struct tc_session *s, int reason);
+/* The TLS shim read a packet of a connection (see shim/mqtt_tap.h, tether_tls_shim_tap). */
+void tc_hub_on_tap(const char *client_id, int event, const char *data, size_t len,
+                   unsigned packet_id);
 int tc_hub_push_desired(const char *device_id, const char *patch_json, int64_t version);
 /* Check an X.509 or SAS identity for a hub connection. 0 = accept. */
 int tc_hub_authenticate(struct tc_session *s, const struct tc_username *u, const char *password,

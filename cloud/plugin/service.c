@@ -6,6 +6,9 @@
  * `faults`. The plugin watches the file on its TICK (PRAGMA data_version tells it cheaply
  * that another connection committed), executes the requests against the connected devices
  * and writes the results back (a method's status and payload), which the command polls.
+ * A request the device answered ends in state 'done' with the device's status; one the hub
+ * answered for it (device offline or not subscribed: 404 with errorCode 404103; no answer
+ * in time: 504 with 504101) ends in 'failed', so that a device's own 404 is told apart.
  * Devices reach the plugin only through MQTT, where the ACL (acl.c) allows nothing but their
  * own DPS and hub topics, so this path is out of their reach by construction. */
 #include <stdlib.h>
@@ -97,7 +100,7 @@ static void run_requests(void)
         if (strcmp(kind, "method") == 0) {
             if (s == NULL || (s->subs & TC_SUB_METHODS) == 0 || name == NULL) {
                 tc_reg_exec(tc_g.db,
-                            "UPDATE requests SET state='done', status=404, response=? WHERE id=?",
+                            "UPDATE requests SET state='failed', status=404, response=? WHERE id=?",
                             "si",
                             "{\"errorCode\":404103,\"message\":\"The device is not online (not "
                             "connected or not subscribed to methods).\"}",
@@ -135,8 +138,8 @@ static void run_requests(void)
     }
     cJSON_Delete(rows);
     /* finished requests are kept for a minute for the command to read */
-    tc_reg_exec(tc_g.db, "DELETE FROM requests WHERE state='done' AND created_ms < ?", "i",
-                now - 60000);
+    tc_reg_exec(tc_g.db, "DELETE FROM requests WHERE state IN ('done','failed') AND created_ms < ?",
+                "i", now - 60000);
 }
 
 void tc_service_sync(bool run)
@@ -170,7 +173,7 @@ int tc_on_tick(int event, void *event_data, void *userdata)
         next_sweep_ms = now + 200;
         tc_reg_exec(
             tc_g.db,
-            "UPDATE requests SET state='done', status=504, response=? WHERE state='sent' AND"
+            "UPDATE requests SET state='failed', status=504, response=? WHERE state='sent' AND"
             " deadline_ms < ?",
             "si",
             "{\"errorCode\":504101,\"message\":\"Timed out waiting for the response from the"

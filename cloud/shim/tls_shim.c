@@ -21,18 +21,38 @@
  * once (a fleet after an outage, bench/load) overflows it, and the kernel drops the
  * handshakes' last ACK: those devices wait out TCP retransmissions (1 s, then 3 s...). listen()
  * is interposed to ask for SOMAXCONN instead (the kernel caps it at net.core.somaxconn).
+ *
+ * And: IoT Hub completes a cloud-to-device message on the device's PUBACK, which Mosquitto
+ * 2.0 does not show plugins. SSL_read and SSL_write are interposed to read (never change)
+ * the MQTT stream of each server-side TLS connection with mqtt_tap.c, and the plugin, which
+ * registers a function with tether_tls_shim_tap(), is told of each CONNECT (client id),
+ * outgoing QoS 1 PUBLISH (topic, packet id) and incoming PUBACK (packet id). The broker is
+ * single-threaded; so is this. 1.4 KB per connection (x86-64), freed with its SSL.
  * Nothing else of mosquitto is changed. */
 #include <dlfcn.h>
 #include <errno.h>
 #include <stddef.h>
 #include <sys/socket.h>
 
+#include <stdlib.h>
+#include <string.h>
+
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 
+#include "mqtt_tap.h"
+
+/* What the plugin is told: event is enum tc_tap_event; client_id is the id the client sent
+ * in CONNECT; data/len the client id (CONNECT) or topic (PUBLISH). */
+typedef void (*tether_tap_fn)(const char *client_id, int event, const char *data, size_t len,
+                              unsigned packet_id);
+
 STACK_OF(X509) * tether_tls_shim_chain(X509 *leaf);
+void tether_tls_shim_tap(tether_tap_fn fn);
 void SSL_CTX_set_verify(SSL_CTX *ctx, int mode, SSL_verify_cb callback);
 int listen(int fd, int backlog);
+int SSL_read(SSL *ssl, void *buf, int num);
+int SSL_write(SSL *ssl, const void *buf, int num);
 
 static int chain_index = -1;
 
@@ -118,4 +138,105 @@ int listen(int fd, int backlog)
         return -1;
     }
     return real(fd, backlog < SOMAXCONN ? SOMAXCONN : backlog);
+}
+
+/* --- the MQTT stream, read for the plugin --------------------------------------------- */
+
+struct conn_tap {
+    struct tc_tap in;
+    struct tc_tap out;
+    char client_id[256];
+    int connected; /* CONNECT seen */
+};
+
+static tether_tap_fn tap_fn;
+static int tap_index = -1;
+
+void tether_tls_shim_tap(tether_tap_fn fn)
+{
+    tap_fn = fn;
+}
+
+static void tap_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl, void *argp)
+{
+    (void)parent;
+    (void)ad;
+    (void)idx;
+    (void)argl;
+    (void)argp;
+    free(ptr);
+}
+
+static struct conn_tap *tap_of(SSL *ssl)
+{
+    if (tap_fn == NULL || !SSL_is_server(ssl)) {
+        return NULL;
+    }
+    if (tap_index < 0) {
+        tap_index = SSL_get_ex_new_index(0, NULL, NULL, NULL, tap_free);
+        if (tap_index < 0) {
+            return NULL;
+        }
+    }
+    struct conn_tap *t = SSL_get_ex_data(ssl, tap_index);
+    if (t == NULL) {
+        t = calloc(1, sizeof *t);
+        if (t == NULL || SSL_set_ex_data(ssl, tap_index, t) != 1) {
+            free(t);
+            return NULL;
+        }
+        tc_tap_init(&t->in, TC_TAP_FIRST_CONNECT);
+        tc_tap_init(&t->out, TC_TAP_FIRST_CONNACK);
+    }
+    return t;
+}
+
+static void on_packet(void *ctx, enum tc_tap_event event, const char *data, size_t len,
+                      unsigned packet_id)
+{
+    struct conn_tap *t = ctx;
+    if (event == TC_TAP_CONNECT) {
+        size_t n = len < sizeof t->client_id - 1 ? len : 0; /* too long: not tapped */
+        memcpy(t->client_id, data, n);
+        t->client_id[n] = '\0';
+        t->connected = n > 0 && memchr(data, '\0', n) == NULL;
+        if (!t->connected) {
+            return;
+        }
+    } else if (!t->connected) {
+        return;
+    }
+    tap_fn(t->client_id, (int)event, data, len, packet_id);
+}
+
+int SSL_read(SSL *ssl, void *buf, int num)
+{
+    typedef int (*real_fn)(SSL *, void *, int);
+    static real_fn real = NULL;
+    if (real == NULL) {
+        void *sym = dlsym(RTLD_NEXT, "SSL_read");
+        *(void **)&real = sym;
+    }
+    int n = real(ssl, buf, num);
+    struct conn_tap *t = n > 0 ? tap_of(ssl) : NULL;
+    if (t != NULL) {
+        tc_tap_feed(&t->in, buf, (size_t)n, on_packet, t);
+    }
+    return n;
+}
+
+int SSL_write(SSL *ssl, const void *buf, int num)
+{
+    typedef int (*real_fn)(SSL *, const void *, int);
+    static real_fn real = NULL;
+    if (real == NULL) {
+        void *sym = dlsym(RTLD_NEXT, "SSL_write");
+        *(void **)&real = sym;
+    }
+    int n = real(ssl, buf, num);
+    struct conn_tap *t = n > 0 ? tap_of(ssl) : NULL;
+    if (t != NULL) {
+        tc_tap_feed(&t->out, buf, (size_t)n, on_packet, t);
+    }
+    return n;
 }

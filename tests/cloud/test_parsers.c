@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "mqtt_tap.h"
 #include "parse.h"
 #include "sas.h"
 #include "util.h"
@@ -118,6 +119,29 @@ static void test_topics(void)
     CHECK(t.kind == TC_TOPIC_UNKNOWN);
 }
 
+static void test_props_encode(void)
+{
+    /* decoded then encoded again: no wildcard, separator or slash reaches a topic */
+    cJSON *p = tc_props_to_json("a=1+2&b=x#y/z&c%2Bd=%23&%24.mid=forged&e=");
+    CHECK(p != NULL);
+    char *bag = tc_props_encode(p, 1);
+    CHECK(bag != NULL && strcmp(bag, "a=1%2B2&b=x%23y%2Fz&c%2Bd=%23&e=") == 0);
+    free(bag);
+    bag = tc_props_encode(p, 0);
+    CHECK(bag != NULL && strstr(bag, "%24.mid=forged") != NULL);
+    free(bag);
+    cJSON_Delete(p);
+    cJSON *empty = cJSON_CreateObject();
+    bag = tc_props_encode(empty, 1);
+    CHECK(bag != NULL && bag[0] == '\0');
+    free(bag);
+    cJSON_AddNumberToObject(empty, "n", 1); /* not a string: left out */
+    bag = tc_props_encode(empty, 1);
+    CHECK(bag != NULL && bag[0] == '\0');
+    free(bag);
+    cJSON_Delete(empty);
+}
+
 static void test_query_and_props(void)
 {
     char v[8];
@@ -155,6 +179,17 @@ static void test_registration_ids(void)
     CHECK(!tc_registration_id_valid(longid));
     longid[128] = '\0';
     CHECK(tc_registration_id_valid(longid));
+    /* device ids (IoT Hub): ASCII only, a wider punctuation set */
+    CHECK(tc_device_id_valid(longid));
+    CHECK(tc_device_id_valid("dev-1:a.b+c%d_e#f*g?h!i(j)k,l=m@n;o$p'q"));
+    CHECK(!tc_device_id_valid(""));
+    CHECK(!tc_device_id_valid("has space"));
+    CHECK(!tc_device_id_valid("slash/x"));
+    CHECK(!tc_device_id_valid("\xc3\xa9t\xc3\xa9"));
+    CHECK(!tc_device_id_valid("\xe4"
+                              "ev1"));
+    longid[128] = 'a';
+    CHECK(!tc_device_id_valid(longid));
 }
 
 static void test_sas(void)
@@ -269,11 +304,223 @@ static void test_filters_and_merge(void)
     cJSON_Delete(p);
 }
 
+/* --- the TLS shim's MQTT stream reader ------------------------------------------------ */
+
+struct tap_log {
+    int events[16];
+    unsigned ids[16];
+    char data[16][64];
+    int n;
+};
+
+static void tap_record(void *ctx, enum tc_tap_event event, const char *d, size_t len,
+                       unsigned packet_id)
+{
+    struct tap_log *l = ctx;
+    if (l->n < 16) {
+        l->events[l->n] = (int)event;
+        l->ids[l->n] = packet_id;
+        size_t k = len < 63 ? len : 63;
+        if (k > 0) {
+            memcpy(l->data[l->n], d, k);
+        }
+        l->data[l->n][k] = '\0';
+        l->n++;
+    }
+}
+
+static int tap_bytes(struct tc_tap *t, const unsigned char *p, size_t n, size_t step,
+                     struct tap_log *l)
+{
+    int rc = 0;
+    for (size_t at = 0; at < n; at += step) {
+        rc = tc_tap_feed(t, p + at, step < n - at ? step : n - at, tap_record, l);
+    }
+    return rc;
+}
+
+static void test_mqtt_tap(void)
+{
+    /* CONNECT (3.1.1, client id "dev-1"), PINGREQ, PUBACK 0x0102, a QoS 0 PUBLISH */
+    static const unsigned char in[] = {0x10, 17, 0, 4,    'M', 'Q', 'T', 'T', 4,    2,  0,
+                                       60,   0,  5, 'd',  'e', 'v', '-', '1', 0xc0, 0,  0x40,
+                                       2,    1,  2, 0x30, 5,   0,   1,   't', 'x',  'y'};
+    for (size_t step = 1; step <= sizeof in; step++) {
+        struct tc_tap t;
+        struct tap_log l = {0};
+        tc_tap_init(&t, TC_TAP_FIRST_CONNECT);
+        CHECK(tap_bytes(&t, in, sizeof in, step, &l) == 0);
+        CHECK(l.n == 2);
+        CHECK(l.events[0] == TC_TAP_CONNECT && strcmp(l.data[0], "dev-1") == 0);
+        CHECK(l.events[1] == TC_TAP_PUBACK && l.ids[1] == 0x0102);
+    }
+    /* MQTT 5 CONNECT with 3 bytes of properties */
+    static const unsigned char in5[] = {0x10, 19, 0,    4, 'M', 'Q', 'T', 'T', 5,   2,  0,
+                                        60,   3,  0x21, 0, 10,  0,   3,   'a', 'b', 'c'};
+    struct tc_tap t;
+    struct tap_log l = {0};
+    tc_tap_init(&t, TC_TAP_FIRST_CONNECT);
+    CHECK(tap_bytes(&t, in5, sizeof in5, 1, &l) == 0 && l.n == 1 && strcmp(l.data[0], "abc") == 0);
+    /* broker side: CONNACK, then a QoS 1 PUBLISH (topic "c2d/x", packet id 7), a QoS 0 one */
+    static const unsigned char out[] = {0x20, 2, 0, 0,   0x32, 11,   0, 5, 'c', '2', 'd', '/',
+                                        'x',  0, 7, 'h', 'i',  0x30, 4, 0, 1,   'q', '!'};
+    memset(&l, 0, sizeof l);
+    tc_tap_init(&t, TC_TAP_FIRST_CONNACK);
+    CHECK(tap_bytes(&t, out, sizeof out, 3, &l) == 0);
+    CHECK(l.n == 1 && l.events[0] == TC_TAP_PUBLISH_QOS1 && l.ids[0] == 7 &&
+          strcmp(l.data[0], "c2d/x") == 0);
+    /* a large QoS 1 PUBLISH: the packet id after a 600-byte topic is still found */
+    static unsigned char big[4 + 600 + 2 + 1000];
+    big[0] = 0x32;
+    big[1] = (unsigned char)(0x80 | ((600 + 4 + 1000) & 0x7f));
+    big[2] = (unsigned char)((600 + 4 + 1000) >> 7);
+    big[3] = 600 >> 8;
+    big[4] = 600 & 0xff;
+    memset(big + 5, 'a', 600);
+    big[605] = 0xbe;
+    big[606] = 0xef;
+    memset(&l, 0, sizeof l);
+    tc_tap_init(&t, TC_TAP_FIRST_CONNACK);
+    t.first = 0; /* mid-stream */
+    CHECK(tap_bytes(&t, big, 3 + 2 + 600 + 2 + 1000 - 0, 97, &l) == 0);
+    CHECK(l.n == 1 && l.ids[0] == 0xbeef);
+    /* not MQTT at all; then a reserved type, a 5-byte Remaining Length */
+    static const unsigned char junk[] = {0x00, 0x10, 0};
+    memset(&l, 0, sizeof l);
+    tc_tap_init(&t, TC_TAP_FIRST_CONNECT);
+    CHECK(tap_bytes(&t, junk, sizeof junk, 1, &l) == -1 && l.n == 0);
+    CHECK(tc_tap_feed(&t, in, sizeof in, tap_record, &l) == -1 && l.n == 0); /* stays dead */
+    static const unsigned char reserved[] = {0x10, 0, 0x00, 0};
+    tc_tap_init(&t, TC_TAP_FIRST_CONNECT);
+    CHECK(tap_bytes(&t, reserved, sizeof reserved, 1, &l) == -1);
+    static const unsigned char longlen[] = {0x10, 0xff, 0xff, 0xff, 0xff, 0x01};
+    memset(&l, 0, sizeof l);
+    tc_tap_init(&t, TC_TAP_FIRST_CONNECT);
+    CHECK(tap_bytes(&t, longlen, sizeof longlen, 2, &l) == -1 && l.n == 0);
+    /* malformed CONNECT bodies: lengths past the end give an empty client id */
+    static const unsigned char badc[] = {0x10, 6, 0, 200, 'M', 'Q', 'T', 'T'};
+    memset(&l, 0, sizeof l);
+    tc_tap_init(&t, TC_TAP_FIRST_CONNECT);
+    CHECK(tap_bytes(&t, badc, sizeof badc, 1, &l) == 0 && l.n == 1 && l.data[0][0] == '\0');
+    static const unsigned char badid[] = {0x10, 14, 0, 4,  'M', 'Q', 'T', 'T',
+                                          4,    2,  0, 60, 0,   9,   'a', 'b'};
+    memset(&l, 0, sizeof l);
+    tc_tap_init(&t, TC_TAP_FIRST_CONNECT);
+    CHECK(tap_bytes(&t, badid, sizeof badid, 1, &l) == 0 && l.n == 1 && l.data[0][0] == '\0');
+    /* a PUBLISH whose topic length runs past its body reports nothing */
+    static const unsigned char badp[] = {0x20, 2, 0, 0, 0x32, 4, 0, 9, 'a', 'b'};
+    memset(&l, 0, sizeof l);
+    tc_tap_init(&t, TC_TAP_FIRST_CONNACK);
+    CHECK(tap_bytes(&t, badp, sizeof badp, 1, &l) == 0 && l.n == 0);
+}
+
+/* Append a WebSocket frame (FIN per fin, opcode, masked with key when key != NULL). */
+static size_t ws_frame(unsigned char *out, int fin, unsigned opcode, const unsigned char *key,
+                       const unsigned char *payload, size_t len)
+{
+    size_t n = 0;
+    out[n++] = (unsigned char)((fin ? 0x80 : 0) | opcode);
+    unsigned char m = key != NULL ? 0x80 : 0;
+    if (len < 126) {
+        out[n++] = (unsigned char)(m | len);
+    } else {
+        out[n++] = (unsigned char)(m | 126);
+        out[n++] = (unsigned char)(len >> 8);
+        out[n++] = (unsigned char)(len & 0xff);
+    }
+    if (key != NULL) {
+        memcpy(out + n, key, 4);
+        n += 4;
+    }
+    for (size_t i = 0; i < len; i++) {
+        out[n + i] = key != NULL ? (unsigned char)(payload[i] ^ key[i % 4]) : payload[i];
+    }
+    return n + len;
+}
+
+static void test_mqtt_tap_websocket(void)
+{
+    static const unsigned char connect[] = {0x10, 17, 0, 4, 'M', 'Q', 'T', 'T', 4,  2,
+                                            0,    60, 0, 5, 'd', 'e', 'v', '-', '1'};
+    static const unsigned char puback[] = {0x40, 2, 1, 2};
+    static const unsigned char key[4] = {0x37, 0xfa, 0x21, 0x3d};
+    static const char req[] = "GET /$iothub/websocket HTTP/1.1\r\nHost: h\r\n"
+                              "Sec-WebSocket-Protocol: mqtt\r\n\r\n";
+    unsigned char in[512];
+    size_t n = strlen(req);
+    memcpy(in, req, n);
+    n += ws_frame(in + n, 0, 2, key, connect, 7);                      /* CONNECT, first part */
+    n += ws_frame(in + n, 1, 9, key, (const unsigned char *)"p", 1);   /* a ping between */
+    n += ws_frame(in + n, 1, 0, key, connect + 7, sizeof connect - 7); /* continuation */
+    n += ws_frame(in + n, 1, 2, key, puback, sizeof puback);
+    for (size_t step = 1; step <= 9; step++) {
+        struct tc_tap t;
+        struct tap_log l = {0};
+        tc_tap_init(&t, TC_TAP_FIRST_CONNECT);
+        CHECK(tap_bytes(&t, in, n, step, &l) == 0);
+        CHECK(l.n == 2 && l.events[0] == TC_TAP_CONNECT && strcmp(l.data[0], "dev-1") == 0);
+        CHECK(l.events[1] == TC_TAP_PUBACK && l.ids[1] == 0x0102);
+    }
+    /* broker side: HTTP 101, then unmasked frames, one with a 16-bit length */
+    static const char res[] = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n";
+    unsigned char pub[4 + 200 + 2];
+    pub[0] = 0x32;
+    pub[1] = 0x80 | ((2 + 200 + 2) & 0x7f);
+    pub[2] = (2 + 200 + 2) >> 7;
+    pub[3] = 0;
+    memset(pub + 4, 'c', 200);
+    static unsigned char out[1024];
+    static const unsigned char connack[] = {0x20, 2, 0, 0};
+    n = strlen(res);
+    memcpy(out, res, n);
+    n += ws_frame(out + n, 1, 2, NULL, connack, sizeof connack);
+    unsigned char body[3 + 2 + 200 + 2];
+    memcpy(body, pub, 3);
+    body[3] = 0; /* topic length 200 */
+    body[4] = 200;
+    memset(body + 5, 'c', 200);
+    body[205] = 0x12;
+    body[206] = 0x34;
+    n += ws_frame(out + n, 1, 2, NULL, body, sizeof body);
+    struct tc_tap t;
+    struct tap_log l = {0};
+    tc_tap_init(&t, TC_TAP_FIRST_CONNACK);
+    CHECK(tap_bytes(&t, out, n, 13, &l) == 0);
+    CHECK(l.n == 1 && l.events[0] == TC_TAP_PUBLISH_QOS1 && l.ids[0] == 0x1234);
+    /* a close frame ends the reading; reserved bits or opcodes give the stream up */
+    n = strlen(res);
+    n += ws_frame(out + n, 1, 8, NULL, NULL, 0);
+    n += ws_frame(out + n, 1, 2, NULL, connack, sizeof connack);
+    memset(&l, 0, sizeof l);
+    tc_tap_init(&t, TC_TAP_FIRST_CONNACK);
+    CHECK(tap_bytes(&t, out, n, 3, &l) == 0 && l.n == 0);
+    n = strlen(req);
+    memcpy(in, req, n);
+    in[n++] = 0xc2; /* RSV1 set */
+    in[n++] = 0x00;
+    tc_tap_init(&t, TC_TAP_FIRST_CONNECT);
+    CHECK(tap_bytes(&t, in, n, 4, &l) == -1);
+    n = strlen(req);
+    in[n++] = 0x83; /* opcode 3 is reserved */
+    in[n++] = 0x00;
+    tc_tap_init(&t, TC_TAP_FIRST_CONNECT);
+    CHECK(tap_bytes(&t, in, n, 4, &l) == -1);
+    /* a WebSocket whose payload does not start with CONNECT */
+    n = strlen(req);
+    n += ws_frame(in + n, 1, 2, key, puback, sizeof puback);
+    memset(&l, 0, sizeof l);
+    tc_tap_init(&t, TC_TAP_FIRST_CONNECT);
+    CHECK(tap_bytes(&t, in, n, 4, &l) == -1 && l.n == 0);
+}
+
 int main(void)
 {
+    test_mqtt_tap();
+    test_mqtt_tap_websocket();
     test_usernames();
     test_topics();
     test_query_and_props();
+    test_props_encode();
     test_registration_ids();
     test_sas();
     test_codecs();

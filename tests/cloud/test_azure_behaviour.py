@@ -1,0 +1,443 @@
+"""Azure behaviours of the local cloud, one test per finding of issue 11 (and the two of
+issue 14 that are the same faults). Each test states what DPS or IoT Hub does and checks
+that the local cloud does the same for an ordinary MQTT client (Eclipse Paho)."""
+import json
+import time
+
+from conftest import sas_token, parse_res
+
+
+def enroll_sas(cloud, reg):
+    e = cloud.cli_json("enrollment", "create", "--registration-id", reg)
+    return e["attestation"]["symmetricKey"]["primaryKey"]
+
+
+def dps_token(cloud, reg, key):
+    return sas_token(f"{cloud.scope}/registrations/{reg}", key, skn="registration")
+
+
+def dps_flow(cloud, reg, body, **kw):
+    """Register with a raw request body; returns (final status, final body)."""
+    d = cloud.dps(reg, **kw)
+    assert d.connect() == 0
+    assert d.subscribe("$dps/registrations/res/#") == (1,)
+    d.publish("$dps/registrations/PUT/iotdps-register/?$rid=1", body)
+    m = d.get(timeout=10)
+    assert m is not None, "no answer to the register request"
+    status, q = parse_res(m.topic)
+    res = json.loads(m.payload)
+    rid = 2
+    while status == 202 and rid < 30:
+        time.sleep(float(q.get("retry-after", "0")))
+        d.publish("$dps/registrations/GET/iotdps-get-operationstatus/"
+                  f"?$rid={rid}&operationId={res['operationId']}", b"")
+        m = d.get(timeout=10)
+        assert m is not None, "no answer to the poll"
+        status, q = parse_res(m.topic)
+        res = json.loads(m.payload)
+        rid += 1
+    d.close()
+    return status, res
+
+
+def provision(cloud, reg):
+    key = enroll_sas(cloud, reg)
+    status, res = dps_flow(cloud, reg, json.dumps({"registrationId": reg}),
+                           password=dps_token(cloud, reg, key))
+    assert status == 200 and res["status"] == "assigned", res
+    return res["registrationState"]["assignedHub"], key
+
+
+def hub_connect(cloud, dev, hub, key, clean=True):
+    d = cloud.hub_device(dev, hub=hub, password=sas_token(f"{hub}/devices/{dev}", key))
+    if not clean:
+        d.c._clean_session = False
+    assert d.connect() == 0
+    return d
+
+
+# 11.1 -------------------------------------------------------------------------------------
+def test_empty_register_body_means_the_username_id(cloud):
+    """DPS reads an empty register body as {"registrationId": <the id in the username>}
+    (the Azure SDK for Embedded C's provisioning client publishes an empty body)."""
+    key = enroll_sas(cloud, "empty-body-1")
+    status, res = dps_flow(cloud, "empty-body-1", b"",
+                           password=dps_token(cloud, "empty-body-1", key))
+    assert status == 200, res
+    assert res["status"] == "assigned"
+    assert res["registrationState"]["registrationId"] == "empty-body-1"
+    assert res["registrationState"]["deviceId"] == "empty-body-1"
+    # a body naming another registration is still refused
+    key2 = enroll_sas(cloud, "empty-body-2")
+    status, res = dps_flow(cloud, "empty-body-2", json.dumps({"registrationId": "empty-body-1"}),
+                           password=dps_token(cloud, "empty-body-2", key2))
+    assert status == 400 and res["errorCode"] == 400004
+
+
+# 11.2 -------------------------------------------------------------------------------------
+def test_c2d_filter_with_a_wildcard_gets_only_own_messages(cloud):
+    """IoT Hub accepts `devices/+/messages/devicebound/#` (the Embedded C SDK's filter) and
+    still delivers only the device's own cloud-to-device messages."""
+    hub, key = provision(cloud, "wild-1")
+    hub2, key2 = provision(cloud, "wild-2")
+    a = hub_connect(cloud, "wild-1", hub, key)
+    b = hub_connect(cloud, "wild-2", hub2, key2)
+    assert a.subscribe("devices/+/messages/devicebound/#") == (1,)
+    assert b.subscribe("devices/+/messages/devicebound/#") == (1,)
+    cloud.cli("c2d", "send", "wild-2", "for wild-2 only")
+    cloud.cli("c2d", "send", "wild-1", "for wild-1")
+    m = a.get(timeout=5)
+    assert m is not None and m.payload == b"for wild-1"
+    assert m.topic.startswith("devices/wild-1/messages/devicebound/")
+    m = b.get(timeout=5)
+    assert m is not None and m.payload == b"for wild-2 only"
+    assert a.get(timeout=1) is None, "another device's message arrived"
+    # other wildcard shapes are still refused
+    assert a.subscribe("devices/#") == (128,)
+    assert a.subscribe("devices/+/messages/#") == (128,)
+    a.close()
+    b.close()
+
+
+# 11.4 and 14.1 ----------------------------------------------------------------------------
+def test_no_connection_ends_another_identitys_session(cloud):
+    """DPS and IoT Hub are separate services: a DPS connection never ends a hub connection,
+    and a client that proved nothing ends nobody's connection. The attack of issue 14: no
+    certificate, no password, a well-formed DPS username and the victim's device id as
+    client id (DPS accepts such a CONNECT and refuses the register request)."""
+    import os
+    from conftest import Device
+    hub, key = provision(cloud, "victim-1")
+    victim = hub_connect(cloud, "victim-1", hub, key, clean=False)
+    assert victim.subscribe("$iothub/twin/res/#") == (1,)
+    assert victim.subscribe("devices/victim-1/messages/devicebound/#") == (1,)
+    for attempt in range(5):
+        thief = Device(cloud, "victim-1", f"{cloud.scope}/registrations/victim-1/api-version="
+                       "2021-06-01", host="localhost")
+        assert thief.connect() == 0
+        assert thief.subscribe("$dps/registrations/res/#") == (1,)
+        thief.publish("$dps/registrations/PUT/iotdps-register/?$rid=1",
+                      json.dumps({"registrationId": "victim-1"}))
+        m = thief.get(timeout=5)
+        assert m is not None and parse_res(m.topic)[0] == 401
+        thief.close()
+    # two unattested clients of the same id, and a real registration while both the
+    # victim's hub connection and an unattested DPS connection are open
+    lurker = Device(cloud, "victim-1", f"{cloud.scope}/registrations/victim-1/api-version="
+                    "2021-06-01", host="localhost")
+    assert lurker.connect() == 0
+    status, res = dps_flow(cloud, "victim-1", json.dumps({"registrationId": "victim-1"}),
+                           password=dps_token(cloud, "victim-1", key))
+    assert status == 200 and res["registrationState"]["assignedHub"] == hub
+    assert lurker.disconnects.empty(), "a DPS registration ended an unrelated DPS connection"
+    lurker.close()
+    assert victim.disconnects.empty(), "a DPS connection ended the device's hub connection"
+    # the victim's session is intact and working
+    victim.publish("$iothub/twin/GET/?$rid=after", b"")
+    m = victim.get(timeout=5, topic_prefix="$iothub/twin/res/")
+    assert m is not None and parse_res(m.topic)[0] == 200
+    cloud.cli("c2d", "send", "victim-1", "still here")
+    m = victim.get(timeout=5, topic_prefix="devices/")
+    assert m is not None and m.payload == b"still here"
+    with open(os.path.join(cloud.dir, "mosquitto.log"), errors="replace") as f:
+        assert "closing old connection" not in f.read()
+    victim.close()
+
+
+# 11.3 -------------------------------------------------------------------------------------
+def session_connect(cloud, dev, hub, key, clean):
+    """Connect with the given CleanSession flag; returns (device, sessionPresent)."""
+    d = cloud.hub_device(dev, hub=hub, password=sas_token(f"{hub}/devices/{dev}", key))
+    d.c._clean_session = clean
+    flags = []
+    d.c.on_connect = lambda c, u, f, rc: (flags.append(f.get("session present", 0)),
+                                          d.connack.put(rc))
+    assert d.connect() == 0
+    return d, flags[0]
+
+
+def everything_arrives(cloud, d, dev, tag):
+    """Twin response, desired patch, method call and C2D message reach d without any
+    SUBSCRIBE on this connection."""
+    import subprocess
+    from conftest import TOOL
+    d.publish(f"$iothub/twin/GET/?$rid={tag}", b"")
+    m = d.get(timeout=5, topic_prefix="$iothub/twin/res/")
+    assert m is not None and parse_res(m.topic)[1]["$rid"] == tag, "no twin response"
+    cloud.cli("twin", "update", dev, "--desired", json.dumps({"tag": tag}))
+    m = d.get(timeout=5, topic_prefix="$iothub/twin/PATCH/properties/desired/")
+    assert m is not None and json.loads(m.payload)["tag"] == tag, "no desired patch"
+    call = subprocess.Popen([TOOL, "cloud", "method", "invoke", dev, "ping", "--dir", cloud.dir,
+                             "--timeout", "5", "--json"], stdout=subprocess.PIPE, text=True)
+    m = d.get(timeout=5, topic_prefix="$iothub/methods/POST/")
+    assert m is not None and m.topic.startswith("$iothub/methods/POST/ping/"), "no method call"
+    d.publish(f"$iothub/methods/res/200/?$rid={m.topic.split('$rid=')[1]}", b'{"pong":1}')
+    out, _ = call.communicate(timeout=20)
+    assert json.loads(out)["status"] == 200
+    cloud.cli("c2d", "send", dev, tag)
+    # an earlier message whose PUBACK a blip cut off may come first (at least once)
+    m = d.get(timeout=5, topic_prefix="devices/")
+    while m is not None and m.payload != tag.encode():
+        m = d.get(timeout=5, topic_prefix="devices/")
+    assert m is not None, "no cloud-to-device message"
+
+
+def test_subscriptions_persist_across_sessions_with_clean_session_0(cloud):
+    """IoT Hub keeps a CleanSession 0 session's subscriptions: a client that reconnects
+    with CleanSession 0, gets sessionPresent 1 and does not subscribe again (the Node.js SDK
+    after a network blip or a SAS renewal) still gets everything. CleanSession 1 drops
+    them."""
+    import socket as so
+    hub, key = provision(cloud, "keep-subs-1")
+    d, present = session_connect(cloud, "keep-subs-1", hub, key, clean=False)
+    assert present == 0
+    for f in ("$iothub/twin/res/#", "$iothub/twin/PATCH/properties/desired/#",
+              "$iothub/methods/POST/#", "devices/keep-subs-1/messages/devicebound/#"):
+        assert d.subscribe(f) == (1,)
+    everything_arrives(cloud, d, "keep-subs-1", "first")
+    d.close()  # DISCONNECT sent
+    d, present = session_connect(cloud, "keep-subs-1", hub, key, clean=False)
+    assert present == 1
+    everything_arrives(cloud, d, "keep-subs-1", "after-disconnect")
+    d.c.loop_stop()  # a network blip: the socket goes away without DISCONNECT
+    d.c._sock.shutdown(so.SHUT_RDWR)
+    d.c._sock.close()
+    time.sleep(0.3)
+    d, present = session_connect(cloud, "keep-subs-1", hub, key, clean=False)
+    assert present == 1
+    everything_arrives(cloud, d, "keep-subs-1", "after-blip")
+    # a new connection while this one is open takes the session over (SAS renewal)
+    d2, present = session_connect(cloud, "keep-subs-1", hub, key, clean=False)
+    assert present == 1
+    d.c.loop_stop()
+    everything_arrives(cloud, d2, "keep-subs-1", "after-takeover")
+    d2.close()
+    # CleanSession 1: the session and its subscriptions are gone
+    d3, present = session_connect(cloud, "keep-subs-1", hub, key, clean=True)
+    assert present == 0
+    d3.publish("$iothub/twin/GET/?$rid=gone", b"")
+    assert d3.get(timeout=1) is None
+    d3.close()
+    d4, present = session_connect(cloud, "keep-subs-1", hub, key, clean=False)
+    assert present == 0
+    d4.publish("$iothub/twin/GET/?$rid=gone2", b"")
+    assert d4.get(timeout=1) is None
+    d4.close()
+
+
+# 11.8 and 14.6 ----------------------------------------------------------------------------
+def pending_c2d(cloud, dev):
+    return cloud.cli_json("device", "show", dev).get("pendingC2d") or 0
+
+
+def test_c2d_completed_on_puback_and_only_then(cloud):
+    """IoT Hub completes a cloud-to-device message when the device PUBACKs it (MQTT cannot
+    reject or abandon): a message the device acknowledged never comes back, however soon
+    the connection ends, and one it did not acknowledge comes back, however long the
+    connection lived."""
+    hub, key = provision(cloud, "ack-1")
+    # acknowledged, then the client leaves at once: 5 short-lived runs, each gets a new one
+    import queue
+    for i in range(5):
+        cloud.cli("c2d", "send", "ack-1", f"run-{i}")
+        d = hub_connect(cloud, "ack-1", hub, key)
+        acked = queue.Queue()
+        send_puback = d.c._send_puback
+        d.c._send_puback = lambda mid, f=send_puback, q=acked: (f(mid), q.put(mid))[0]
+        assert d.subscribe("devices/ack-1/messages/devicebound/#") == (1,)
+        m = d.get(timeout=5)
+        assert m is not None and m.payload == f"run-{i}".encode(), \
+            "an acknowledged message came back"
+        assert acked.get(timeout=5) == m.mid
+        d.close()  # PUBACK, then DISCONNECT, well within 300 ms of the send
+    assert d.get(timeout=0.5) is None
+    # not acknowledged: the connection lives 2 s, then drops; the message comes back
+    cloud.cli("c2d", "send", "ack-1", "unacked")
+    d = hub_connect(cloud, "ack-1", hub, key)
+    d.c._send_puback = lambda mid: 0  # this client never acknowledges
+    assert d.subscribe("devices/ack-1/messages/devicebound/#") == (1,)
+    m = d.get(timeout=5)
+    assert m is not None and m.payload == b"unacked"
+    time.sleep(2)
+    assert pending_c2d(cloud, "ack-1") == 1, "completed without a PUBACK"
+    d.close()
+    d = hub_connect(cloud, "ack-1", hub, key)
+    assert d.subscribe("devices/ack-1/messages/devicebound/#") == (1,)
+    m = d.get(timeout=5)
+    assert m is not None and m.payload == b"unacked", "an unacknowledged message was lost"
+    d.close()
+    time.sleep(0.3)
+    assert pending_c2d(cloud, "ack-1") == 0
+
+
+def test_c2d_not_lost_on_a_slow_link_that_resets(cloud):
+    """Issue 14.6: through `tether cloud proxy --delay 350 --reset-after 4000`, 40 messages
+    sent while the device keeps reconnecting: all 40 arrive (a duplicate is acceptable, a
+    loss is not) and all are completed."""
+    import subprocess
+    import threading
+    from conftest import TOOL, free_port
+    hub, key = provision(cloud, "slow-1")
+    port = free_port()
+    proxy = subprocess.Popen([TOOL, "cloud", "proxy", "--listen", str(port), "--to",
+                              f"127.0.0.1:{cloud.port}", "--delay", "350", "--reset-after",
+                              "4000"], stderr=subprocess.DEVNULL)
+    sent = [f"m{i:02d}" for i in range(40)]
+    got = []
+    connections = 0
+
+    def send_all():
+        for s in sent:
+            cloud.cli("c2d", "send", "slow-1", s)
+            time.sleep(0.2)
+    sender = threading.Thread(target=send_all)
+    try:
+        sender.start()
+        deadline = time.time() + 75
+        while time.time() < deadline and (set(got) != set(sent) or sender.is_alive()
+                                           or pending_c2d(cloud, "slow-1")):
+            d = cloud.hub_device("slow-1", hub=hub,
+                                 password=sas_token(f"{hub}/devices/slow-1", key))
+            d.c._dial_port = port
+            d.c.on_connect = lambda c, u, f, rc: (
+                c.subscribe("devices/slow-1/messages/devicebound/#", 1), d.connack.put(rc))
+            d.c.on_message = lambda c, u, m: got.append(m.payload.decode())
+            if d.connect(timeout=8) == 0:
+                connections += 1
+                try:
+                    d.disconnects.get(timeout=6)  # the proxy resets every 4 s
+                except Exception:
+                    pass
+            d.c.loop_stop()
+        sender.join()
+        lost = sorted(set(sent) - set(got))
+        print(f"slow link: 40 sent, {len(set(got))} received, {len(lost)} lost, "
+              f"{len(got) - len(set(got))} duplicates, {connections} connections")
+        assert lost == [], f"lost: {lost}"
+        assert pending_c2d(cloud, "slow-1") == 0
+        assert connections >= 3, "the link was never reset: the test proved nothing"
+    finally:
+        sender.join()
+        proxy.terminate()
+        proxy.wait(timeout=5)
+
+
+# 11.7 -------------------------------------------------------------------------------------
+ALLOCATOR = r'''
+import json, sys
+req = json.load(sys.stdin)
+open(sys.argv[1], "w").write(json.dumps(req))
+ctx = req["deviceRuntimeContext"]
+model = (ctx.get("payload") or {}).get("model")
+hubs = req["linkedHubs"]
+hub = [h for h in hubs if h.startswith("tether-hub-2")][0] if model == "big" else hubs[0]
+print(json.dumps({"iotHubHostName": hub, "payload": {"for": ctx["registrationId"], "model": model}}))
+'''
+
+
+def test_payload_only_from_custom_allocation(cloud, tmp_path):
+    """DPS returns registrationState.payload only from a custom allocation policy (its
+    webhook's response); the device's own payload is never echoed. Locally the webhook is a
+    command reading the AllocationRequest on stdin and writing the AllocationResponse."""
+    key = enroll_sas(cloud, "echo-1")
+    status, res = dps_flow(cloud, "echo-1", json.dumps({"registrationId": "echo-1",
+                                                        "payload": {"model": "big"}}),
+                           password=dps_token(cloud, "echo-1", key))
+    assert status == 200 and "payload" not in res["registrationState"]
+    # custom allocation: the command picks the hub from the device's payload
+    cloud.cli("hub", "create", "tether-hub-2")
+    script = tmp_path / "alloc.py"
+    script.write_text(ALLOCATOR)
+    seen = tmp_path / "request.json"
+    e = cloud.cli_json("enrollment", "create", "--registration-id", "custom-1", "--allocation",
+                       "custom", "--custom-command", f"/usr/bin/python3 {script} {seen}")
+    assert e["allocationPolicy"] == "custom"
+    key = e["attestation"]["symmetricKey"]["primaryKey"]
+    status, res = dps_flow(cloud, "custom-1", json.dumps({"registrationId": "custom-1",
+                                                          "payload": {"model": "big"}}),
+                           password=dps_token(cloud, "custom-1", key))
+    assert status == 200, res
+    st = res["registrationState"]
+    assert st["assignedHub"].startswith("tether-hub-2")
+    assert st["payload"] == {"for": "custom-1", "model": "big"}
+    req = json.loads(seen.read_text())
+    assert req["individualEnrollment"]["registrationId"] == "custom-1"
+    assert req["deviceRuntimeContext"]["registrationId"] == "custom-1"
+    assert req["deviceRuntimeContext"]["payload"] == {"model": "big"}
+    assert "symmetricKey" in req["deviceRuntimeContext"]
+    assert sorted(req["linkedHubs"]) == cloud.cli_json("status")["hubs"]
+    # the device reaches the hub the command chose
+    d = cloud.hub_device("custom-1", hub=st["assignedHub"],
+                         password=sas_token(f"{st['assignedHub']}/devices/custom-1", key))
+    assert d.connect() == 0
+    d.close()
+    # a failing command: the registration fails and says why
+    cloud.cli("enrollment", "update", "custom-1", "--custom-command", "exit 3")
+    status, res = dps_flow(cloud, "custom-1", json.dumps({"registrationId": "custom-1"}),
+                           password=dps_token(cloud, "custom-1", key))
+    assert status == 200 and res["status"] == "failed"
+    assert "Custom allocation failed" in res["registrationState"]["errorMessage"]
+    # custom without a command is refused by the command line
+    p = cloud.cli("enrollment", "create", "--registration-id", "custom-2", "--allocation",
+                  "custom", check=False)
+    assert p.returncode != 0 and "--custom-command" in p.stderr
+
+
+# 11.10 ------------------------------------------------------------------------------------
+def test_small_ones_topics_methods_and_the_readiness_probe(cloud):
+    """Cloud-to-device properties and message ids reach the topic encoded (MQTT forbids `+`
+    and `#` in a topic name), system properties are the hub's, a device's own 404 is told
+    apart from the hub's 404 for an offline device, and `cloud up` leaves no failed TLS
+    handshake of its own in the broker's log."""
+    import os
+    import subprocess
+    import urllib.parse
+    from conftest import TOOL
+    hub, key = provision(cloud, "small-1")
+    d = hub_connect(cloud, "small-1", hub, key)
+    assert d.subscribe("devices/small-1/messages/devicebound/#") == (1,)
+    out = cloud.cli_json("c2d", "send", "small-1", "sum", "--props", "a=1+2&b=x#y/z&c%2Bd=%23",
+                         "--message-id", "id+1#2")
+    m = d.get(timeout=5)
+    assert m is not None and m.payload == b"sum"
+    assert "+" not in m.topic and "#" not in m.topic
+    bag = m.topic.split("devices/small-1/messages/devicebound/", 1)[1]
+    props = dict(urllib.parse.parse_qsl(bag.replace("+", "%2B"), keep_blank_values=True))
+    assert props["a"] == "1+2" and props["b"] == "x#y/z" and props["c+d"] == "#"
+    assert props["$.mid"] == "id+1#2" == out["messageId"]
+    # system properties cannot be set through --props: no second $.mid
+    p = cloud.cli("c2d", "send", "small-1", "x", "--props", "%24.mid=forged", check=False)
+    assert p.returncode != 0 and "$.mid" in p.stderr
+    p = cloud.cli("c2d", "send", "small-1", "x", "--props", "$.to=/devices/other", check=False)
+    assert p.returncode != 0
+    assert d.get(timeout=0.5) is None
+    d.c.on_message = None
+    # a device's own 404 versus the hub's 404 for an offline device
+    assert d.subscribe("$iothub/methods/POST/#") == (1,)
+
+    def answer_404(c, u, msg):
+        if msg.topic.startswith("$iothub/methods/POST/"):
+            rid = msg.topic.split("$rid=")[1]
+            c.publish(f"$iothub/methods/res/404/?$rid={rid}", b'{"why":"no such lamp"}')
+    d.c.on_message = answer_404
+    p = cloud.cli("method", "invoke", "small-1", "lamp", "--timeout", "5", check=False)
+    assert p.returncode == 0 and "answered by the device" in p.stdout and "offline" not in p.stdout
+    out = json.loads(cloud.cli("method", "invoke", "small-1", "lamp", "--json").stdout)
+    assert out == {"status": 404, "payload": {"why": "no such lamp"}}
+    d.close()
+    time.sleep(0.3)
+    p = cloud.cli("method", "invoke", "small-1", "lamp", "--timeout", "2", check=False)
+    assert p.returncode == 1 and "offline" in p.stdout
+    out = json.loads(cloud.cli("method", "invoke", "small-1", "lamp", "--timeout", "2", "--json",
+                               check=False).stdout)
+    assert out["status"] == 404 and out["errorCode"] == 404103
+    # the readiness probe of `cloud up` (run again after a down) leaves nothing in the log
+    cloud.down()
+    log = os.path.join(cloud.dir, "mosquitto.log")
+    os.remove(log)
+    cloud.up()
+    time.sleep(0.3)
+    with open(log, errors="replace") as f:
+        text = f.read()
+    assert "running" in text
+    assert "unexpected eof" not in text and "Client connection from" not in text, text
