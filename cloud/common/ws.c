@@ -286,3 +286,24 @@ size_t tc_ws_frame_header(uint8_t opcode, uint64_t payload_len, uint8_t hdr[10])
     }
     return 10;
 }
+
+int tc_tls13_host(const unsigned char *ext, size_t len)
+{
+    /* ServerNameList: uint16 length, then entries of type (0 = host_name), uint16 length,
+     * name. Only the first host_name counts (RFC 6066 allows one per type). */
+    if (ext == NULL || len < 5 || (size_t)((ext[0] << 8) | ext[1]) != len - 2 || ext[2] != 0) {
+        return 0;
+    }
+    size_t n = (size_t)((ext[3] << 8) | ext[4]);
+    if (n == 0 || n > len - 5) {
+        return 0;
+    }
+    const char *name = (const char *)ext + 5;
+    const char *dot = memchr(name, '.', n);
+    if (dot == NULL || dot == name) {
+        return 0;
+    }
+    size_t rest = n - (size_t)(dot + 1 - name);
+    /* "device." and at least one more label */
+    return rest > 7 && strncasecmp(dot + 1, "device.", 7) == 0 && dot[8] != '.';
+}

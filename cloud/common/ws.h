@@ -59,6 +59,14 @@ enum tc_ws_event tc_ws_decode(struct tc_ws_decoder *d, const uint8_t *in, size_t
  * length. */
 size_t tc_ws_frame_header(uint8_t opcode, uint64_t payload_len, uint8_t hdr[10]);
 
+/* TLS versions by server name (PROTOCOL.md, "TLS"): DPS and a hub's regular host name speak
+ * TLS 1.2 only; TLS 1.3 is offered only on a hub's separate device host name,
+ * `{hub}.device.{suffix}` for the hub `{hub}.{suffix}` (Azure: `{hub}.device.azure-devices.net`,
+ * the Node SDK's tls_13_device sample). ext[0..len) is the ClientHello's server_name
+ * extension (RFC 6066 section 3). Returns 1 when it names such a device host name, else 0
+ * (also for a malformed or absent extension). */
+int tc_tls13_host(const unsigned char *ext, size_t len);
+
 #define TC_WS_OP_CONT   0x0
 #define TC_WS_OP_TEXT   0x1
 #define TC_WS_OP_BINARY 0x2

@@ -72,6 +72,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         char resp[512];
         size_t used = 0;
         tc_ws_handshake((const char *)data + 1, size - 1, &used, resp, sizeof resp);
+        tc_tls13_host(data + 1, size - 1);
         struct tc_ws_decoder d;
         memset(&d, 0, sizeof d);
         unsigned char out[64];

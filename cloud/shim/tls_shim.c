@@ -23,8 +23,10 @@
  * is interposed to ask for SOMAXCONN instead (the kernel caps it at net.core.somaxconn).
  *
  * TLS versions: Azure DPS speaks TLS 1.2 only, and IoT Hub speaks 1.2 on its regular host
- * name (PROTOCOL.md, "TLS"). Mosquitto 2.0's `tls_version tlsv1.2` only sets a minimum, so
- * every listener context gets TLS 1.2 as its maximum here too.
+ * name, offering 1.3 only on its separate device host name `{hub}.device.{suffix}`
+ * (PROTOCOL.md, "TLS"). Mosquitto 2.0's `tls_version tlsv1.2` only sets a minimum, so every
+ * listener context gets TLS 1.2 as its maximum here, and a ClientHello callback lifts it to
+ * 1.3 for a server name of that form (tc_tls13_host).
  *
  * MQTT over WebSockets: Mosquitto 2.0.11's own websockets listener (libwebsockets) cannot
  * stand in for Azure's: it bound `::` (all interfaces) although the configuration named
@@ -112,6 +114,20 @@ static int accept_and_keep_chain(int preverify_ok, X509_STORE_CTX *store)
     return 1; /* trust is decided by the plugin, per enrollment */
 }
 
+/* Runs before the version is chosen: 1.3 only for a hub's device host name. */
+static int by_server_name(SSL *ssl, int *alert, void *arg)
+{
+    (void)alert;
+    (void)arg;
+    const unsigned char *ext = NULL;
+    size_t len = 0;
+    if (SSL_client_hello_get0_ext(ssl, TLSEXT_TYPE_server_name, &ext, &len) == 1 &&
+        tc_tls13_host(ext, len)) {
+        SSL_set_max_proto_version(ssl, TLS1_3_VERSION);
+    }
+    return SSL_CLIENT_HELLO_SUCCESS;
+}
+
 void SSL_CTX_set_verify(SSL_CTX *ctx, int mode, SSL_verify_cb callback)
 {
     typedef void (*real_fn)(SSL_CTX *, int, SSL_verify_cb);
@@ -127,6 +143,7 @@ void SSL_CTX_set_verify(SSL_CTX *ctx, int mode, SSL_verify_cb callback)
         mode = SSL_VERIFY_PEER;
         callback = accept_and_keep_chain;
         SSL_CTX_set_max_proto_version(ctx, TLS1_2_VERSION);
+        SSL_CTX_set_client_hello_cb(ctx, by_server_name, NULL);
     }
     real(ctx, mode, callback);
 }

@@ -1,7 +1,7 @@
 """How devices reach Azure: MQTT over TLS 1.2 on 8883 and MQTT over WebSockets on
 `wss://{host}:443/$iothub/websocket` (subprotocol `mqtt`, the C SDKs send `MQTT`), for DPS and
 the hubs alike, X.509 or SAS; DPS speaks TLS 1.2 only and IoT Hub speaks 1.2 on its regular
-host names; both ask for a client certificate without requiring one. The local cloud listens
+host names (1.3 only on its separate device host names); both ask for a client certificate without requiring one. The local cloud listens
 on the loopback interface only."""
 import json
 import os
@@ -61,6 +61,11 @@ def test_dps_and_hub_speak_tls_1_2_only(cloud, which):
     # a client offering 1.2 and 1.3 gets 1.2
     rc, out = s_client(port)
     assert rc == 0 and "Protocol  : TLSv1.2" in out
+    # TLS 1.3 only on the hub's separate device host name, {hub}.device.{suffix}
+    # (Azure: {hub}.device.azure-devices.net)
+    label, _, suffix = cloud.hub.partition(".")
+    rc, out = s_client(port, servername=f"{label}.device.{suffix}")
+    assert "New, TLSv1.3" in out, out[-600:]
 
 
 def enroll_x509(cloud, reg):

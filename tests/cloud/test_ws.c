@@ -212,8 +212,52 @@ static void test_frame_header(void)
           h[7] == 0x01 && h[8] == 0x11 && h[9] == 0x70);
 }
 
+/* A server_name extension naming host. */
+static size_t sni(unsigned char *out, const char *host)
+{
+    size_t n = strlen(host);
+    out[0] = (unsigned char)((n + 3) >> 8);
+    out[1] = (unsigned char)(n + 3);
+    out[2] = 0;
+    out[3] = (unsigned char)(n >> 8);
+    out[4] = (unsigned char)n;
+    memcpy(out + 5, host, n);
+    return n + 5;
+}
+
+static void test_tls13_host(void)
+{
+    unsigned char e[300];
+    CHECK(tc_tls13_host(e, sni(e, "myhub.device.azure-devices.net")) == 1);
+    CHECK(tc_tls13_host(e, sni(e, "tether-hub-1.DEVICE.localhost")) == 1);
+    const char *no[] = {"myhub.azure-devices.net",
+                        "global.azure-devices-provisioning.net",
+                        "localhost",
+                        "device.localhost",
+                        ".device.localhost",
+                        "hub.device.",
+                        "hub.device",
+                        "hub.devices.localhost",
+                        "hub.x.device.localhost",
+                        "hub.device..x"};
+    for (size_t i = 0; i < sizeof no / sizeof no[0]; i++) {
+        CHECK(tc_tls13_host(e, sni(e, no[i])) == 0);
+    }
+    /* malformed: lengths that disagree, another name type, empty, absent */
+    size_t n = sni(e, "myhub.device.azure-devices.net");
+    CHECK(tc_tls13_host(e, n - 1) == 0);
+    e[4]++;
+    CHECK(tc_tls13_host(e, n) == 0);
+    n = sni(e, "myhub.device.azure-devices.net");
+    e[2] = 1;
+    CHECK(tc_tls13_host(e, n) == 0);
+    CHECK(tc_tls13_host(e, 0) == 0 && tc_tls13_host(NULL, 10) == 0);
+    CHECK(tc_tls13_host(e, sni(e, "")) == 0);
+}
+
 int main(void)
 {
+    test_tls13_host();
     test_handshake();
     test_frames();
     test_frame_header();
