@@ -160,6 +160,14 @@ int listen(int fd, int backlog)
         errno = ENOSYS;
         return -1;
     }
+    /* Tests only: TETHER_CLOUD_SNDBUF=N gives every connection an N-byte send buffer
+     * (accepted sockets inherit it), so that a slow reader makes the broker's writes block
+     * and the WebSocket framing's WANT_WRITE retry is exercised. */
+    const char *sndbuf = getenv("TETHER_CLOUD_SNDBUF");
+    if (sndbuf != NULL) {
+        int n = atoi(sndbuf);
+        (void)setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &n, sizeof n);
+    }
     return real(fd, backlog < SOMAXCONN ? SOMAXCONN : backlog);
 }
 

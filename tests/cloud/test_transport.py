@@ -10,10 +10,11 @@ import socket
 import ssl
 import struct
 import subprocess
+import time
 
 import pytest
 
-from conftest import HUB_API, sas_token, derive_key
+from conftest import Cloud, sas_token, derive_key
 
 WS_PATH = "/$iothub/websocket"
 WS_KEY = "dGhlIHNhbXBsZSBub25jZQ=="  # RFC 6455 1.3
@@ -205,3 +206,67 @@ def test_websocket_subprotocol_mqtt_in_either_case_and_the_path(cloud):
     s.sendall(bytes([0x82, 126]) + struct.pack("!H", len(connect)) + connect)
     assert s.recv(10) == b""
     s.close()
+
+
+def ws_sas_device(cloud, reg):
+    """A symmetric-key device provisioned over WebSockets, its hub connection not yet open."""
+    key = enroll_sas(cloud, reg)
+    status, res, _ = cloud.register(reg, ws=True, password=sas_token(
+        f"{cloud.scope}/registrations/{reg}", key, skn="registration"))
+    assert status == 200
+    hub = res["registrationState"]["assignedHub"]
+    return cloud.hub_device(reg, hub=hub, password=sas_token(f"{hub}/devices/{reg}", key),
+                            ws=True)
+
+
+def test_large_messages_cross_websockets_both_ways(cloud):
+    # 16-bit and 64-bit frame lengths: telemetry up to the hub's 256 KB, C2D up to its 64 KB
+    d = ws_sas_device(cloud, "ws-big")
+    assert d.connect() == 0
+    big = "".join(chr(ord("a") + i % 26) for i in range(200 * 1024))
+    d.publish("devices/ws-big/messages/events/", big).wait_for_publish()
+    seen = cloud.cli_json("monitor", "--device", "ws-big", "--all", "--count", "1",
+                          "--timeout", "10")
+    assert seen["payload"] == big
+    assert d.subscribe("devices/ws-big/messages/devicebound/#") == (1,)
+    c2d = "z" * (60 * 1024)
+    cloud.cli("c2d", "send", "ws-big", c2d)
+    m = d.get(timeout=10, topic_prefix="devices/ws-big/messages/devicebound/")
+    assert m is not None and m.payload.decode() == c2d
+    d.close()
+
+
+@pytest.fixture
+def small_sndbuf_cloud(tmp_path, monkeypatch):
+    """A cloud whose connections have an 8 KB send buffer (TETHER_CLOUD_SNDBUF, tests only)."""
+    monkeypatch.setenv("TETHER_CLOUD_SNDBUF", "8192")
+    c = Cloud(str(tmp_path))
+    c.up("--retry-after", "1")
+    yield c
+    c.down()
+
+
+def test_a_slow_websocket_reader_gets_every_message_intact(small_sndbuf_cloud):
+    # The device reads slowly (4 KB receive buffer, paused): the broker's writes block
+    # (WANT_WRITE) and are retried; every message still arrives whole and in order.
+    cloud = small_sndbuf_cloud
+    d = ws_sas_device(cloud, "ws-slow")
+
+    def small_buffer():
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # before the handshake
+        sock.connect(("127.0.0.1", cloud.ws_port))
+        return sock
+    d.c._create_socket_connection = small_buffer
+    assert d.connect() == 0
+    assert d.subscribe("devices/ws-slow/messages/devicebound/#") == (1,)
+    d.c.loop_stop()
+    bodies = [chr(ord("A") + i) * (60 * 1024) for i in range(12)]
+    for b in bodies:
+        cloud.cli("c2d", "send", "ws-slow", b)
+    time.sleep(1)
+    d.c.loop_start()
+    got = [d.get(timeout=15, topic_prefix="devices/ws-slow/messages/devicebound/")
+           for _ in bodies]
+    assert [m.payload.decode() if m else None for m in got] == bodies
+    d.close()
