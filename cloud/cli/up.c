@@ -28,8 +28,8 @@ static const char up_usage[] =
     "answers and prints the endpoints, id scope and CA file. --port is MQTT over TLS,\n"
     "--ws-port MQTT over WebSockets (wss://HOST:PORT/$iothub/websocket), both for DPS and\n"
     "every hub. The WebSocket port defaults to 443, as on Azure, or 8443 when this user may\n"
-    "not bind 443. --retry-after sets the seconds DPS asks devices to wait before polling\n"
-    "(default 1). Ports are remembered.\n";
+    "not bind 443 or it is taken, else a free one. --retry-after sets the seconds DPS asks\n"
+    "devices to wait before polling (default 1). Ports are remembered.\n";
 static const char down_usage[] = "usage: tether cloud down [--dir D]\n\nStops the broker.\n";
 static const char status_usage[] =
     "usage: tether cloud status [--dir D] [--json]\n\n"
@@ -75,6 +75,30 @@ static int port_bindable(int port)
         close(fd);
     }
     return ok;
+}
+
+/* The WebSocket port when none was given or remembered: Azure's 443 when this user may bind
+ * it and it is free, else 8443, else one the kernel picks. */
+static int ws_default(int mqtt_port)
+{
+    if (mqtt_port != 443 && port_bindable(443)) {
+        return 443;
+    }
+    if (mqtt_port != 8443 && port_bindable(8443)) {
+        return 8443;
+    }
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = loopback(0);
+    socklen_t len = sizeof sa;
+    int port = 0;
+    if (fd >= 0 && bind(fd, (struct sockaddr *)&sa, sizeof sa) == 0 &&
+        getsockname(fd, (struct sockaddr *)&sa, &len) == 0) {
+        port = ntohs(sa.sin_port);
+    }
+    if (fd >= 0) {
+        close(fd);
+    }
+    return port;
 }
 
 static const char *exe_dir(char *buf, size_t size)
@@ -395,8 +419,7 @@ int cmd_up(int argc, char **argv)
     char *saved_ws = tc_reg_meta_get(db, "ws_port");
     int ws_port = ws_port_text != NULL ? atoi(ws_port_text)
                   : saved_ws != NULL   ? atoi(saved_ws)
-                  : port_bindable(443) ? 443
-                                       : 8443;
+                                       : ws_default(port);
     free(saved_ws);
     if (port <= 0 || port > 65535 || ws_port <= 0 || ws_port > 65535 || ws_port == port) {
         tc_reg_close(db);

@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from conftest import Cloud, sas_token, derive_key
+from conftest import Cloud, derive_key, run, sas_token
 
 WS_PATH = "/$iothub/websocket"
 WS_KEY = "dGhlIHNhbXBsZSBub25jZQ=="  # RFC 6455 1.3
@@ -270,3 +270,25 @@ def test_a_slow_websocket_reader_gets_every_message_intact(small_sndbuf_cloud):
            for _ in bodies]
     assert [m.payload.decode() if m else None for m in got] == bodies
     d.close()
+
+
+def test_the_websocket_port_defaults_to_443_else_8443_else_a_free_one(tmp_path):
+    held = []
+    for port in (443, 8443):  # taken here (or, for 443, not bindable by this user)
+        s = socket.socket()
+        try:
+            s.bind(("127.0.0.1", port))
+            s.listen(1)
+            held.append(s)
+        except OSError:
+            s.close()
+    c = Cloud(str(tmp_path))
+    try:
+        st = json.loads(run("cloud", "up", "--dir", c.dir, "--port", str(c.port),
+                            "--json").stdout)
+        assert st["wsPort"] not in (443, 8443)
+        assert ("127.0.0.1", st["wsPort"]) in listeners(c.pid())
+    finally:
+        c.down()
+        for s in held:
+            s.close()
