@@ -218,6 +218,11 @@ def test_dps_assigns_a_hub_to_every_attestation_and_the_device_connects_there(cl
     node.call("send", name=reg, data=f"hello from {attestation} over {transport}")
     assert monitor(cloud, reg, 1)[0]["payload"] == f"hello from {attestation} over {transport}"
     node.call("close", name=reg)
+    # DPS and the hub's regular host name speak TLS 1.2 only (the SDK offers 1.2 and 1.3)
+    port = 443 if transport == "ws" else 8883
+    assert node.call("handshakes")["handshakes"] == [
+        {"host": DPS_HOST, "port": port, "protocol": "TLSv1.2"},
+        {"host": result["assignedHub"], "port": port, "protocol": "TLSv1.2"}]
 
 
 def test_dps_refuses_a_device_it_has_no_enrollment_for(cloud):

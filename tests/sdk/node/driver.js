@@ -29,6 +29,7 @@ const ports = {
   443: Number(process.env.TETHER_CLOUD_WS_PORT),
 };
 const sockets = []; // {host, port, socket}: what a network blip cuts
+const handshakes = []; // {host, port, protocol}: the TLS version of every connection made
 const realConnect = tls.connect;
 tls.connect = function (...args) {
   if (typeof args[0] === 'object' && ports[args[0].port]) {
@@ -41,6 +42,8 @@ tls.connect = function (...args) {
     const socket = realConnect.call(tls, opts, ...args.slice(1));
     const entry = { host, port: azurePort, socket };
     sockets.push(entry);
+    socket.on('secureConnect', () => handshakes.push({ host, port: azurePort,
+      protocol: socket.getProtocol() }));
     socket.on('close', () => sockets.splice(sockets.indexOf(entry), 1));
     return socket;
   }
@@ -164,6 +167,9 @@ const ops = {
     const cut = sockets.filter((s) => s.host === r.hub);
     cut.forEach((s) => s.socket.destroy());
     return { cut: cut.length };
+  },
+  async handshakes() {
+    return { handshakes };
   },
   async close(r) {
     await entryOf(r).client.close();
