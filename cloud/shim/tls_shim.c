@@ -175,15 +175,15 @@ int listen(int fd, int backlog)
 
 enum ws_phase { WS_HTTP, WS_OPEN, WS_CLOSED };
 
+/* Per WebSocket connection: under 400 bytes while idle. The buffers exist only while they
+ * hold bytes (Mosquitto's SSL_MODE_RELEASE_BUFFERS likewise frees OpenSSL's). */
 struct ws_conn {
     enum ws_phase phase;
     struct tc_ws_decoder dec;
-    char request[TC_WS_REQUEST_MAX];
-    size_t request_len;
-    uint8_t raw[16384]; /* decrypted bytes not yet decoded */
-    size_t raw_pos, raw_len;
+    uint8_t *in; /* decrypted bytes not yet used: the upgrade request, then frames */
+    size_t in_pos, in_len;
     uint8_t *out; /* the frame being written: retried with the same buffer on WANT_WRITE */
-    size_t out_len, out_cap;
+    size_t out_len;
     int out_num;       /* the caller's byte count it carries; 0 = a pong of our own */
     int out_pending;   /* SSL_write said WANT_WRITE for it */
     uint8_t pong[125]; /* a ping's payload, answered before the next frame */
@@ -230,6 +230,7 @@ static void ws_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long a
     (void)argp;
     struct ws_conn *c = ptr;
     if (c != NULL && c != &not_ws) {
+        free(c->in);
         free(c->out);
         free(c);
     }
@@ -288,18 +289,31 @@ static int ws_fail(struct ws_conn *c, const char *why)
     return -1;
 }
 
+static void ws_sent(struct ws_conn *c)
+{
+    free(c->out);
+    c->out = NULL;
+    c->out_pending = 0;
+}
+
+/* Bytes in c->in were used up to c->in_pos: drop the buffer when nothing is left. */
+static void ws_used(struct ws_conn *c)
+{
+    if (c->in_pos == c->in_len) {
+        free(c->in);
+        c->in = NULL;
+        c->in_pos = c->in_len = 0;
+    }
+}
+
 /* Write a whole frame of ours or of the caller's; keeps it for a retry on WANT_WRITE. */
 static int ws_send(SSL *ssl, struct ws_conn *c, uint8_t op, const void *data, size_t len, int num)
 {
     uint8_t hdr[10];
     size_t hl = tc_ws_frame_header(op, len, hdr);
-    if (c->out_cap < hl + len) {
-        uint8_t *grown = realloc(c->out, hl + len);
-        if (grown == NULL) {
-            return ws_fail(c, "out of memory");
-        }
-        c->out = grown;
-        c->out_cap = hl + len;
+    c->out = malloc(hl + len);
+    if (c->out == NULL) {
+        return ws_fail(c, "out of memory");
     }
     memcpy(c->out, hdr, hl);
     if (len > 0) {
@@ -309,6 +323,9 @@ static int ws_send(SSL *ssl, struct ws_conn *c, uint8_t op, const void *data, si
     c->out_num = num;
     int r = real_write(ssl, c->out, (int)c->out_len);
     c->out_pending = r <= 0;
+    if (!c->out_pending) {
+        ws_sent(c);
+    }
     return r <= 0 ? r : (num > 0 ? num : 1);
 }
 
@@ -316,16 +333,18 @@ static int ws_send(SSL *ssl, struct ws_conn *c, uint8_t op, const void *data, si
 static int ws_upgrade(SSL *ssl, struct ws_conn *c)
 {
     while (c->phase == WS_HTTP) {
-        int r =
-            real_read(ssl, c->request + c->request_len, (int)(sizeof c->request - c->request_len));
+        if (c->in == NULL && (c->in = malloc(TC_WS_REQUEST_MAX)) == NULL) {
+            return ws_fail(c, "out of memory");
+        }
+        int r = real_read(ssl, c->in + c->in_len, (int)(TC_WS_REQUEST_MAX - c->in_len));
         if (r <= 0) {
             return r;
         }
-        c->request_len += (size_t)r;
+        c->in_len += (size_t)r;
         char response[512];
         size_t used = 0;
         enum tc_ws_handshake h =
-            tc_ws_handshake(c->request, c->request_len, &used, response, sizeof response);
+            tc_ws_handshake((const char *)c->in, c->in_len, &used, response, sizeof response);
         if (h == TC_WS_NEED_MORE) {
             continue;
         }
@@ -333,10 +352,9 @@ static int ws_upgrade(SSL *ssl, struct ws_conn *c)
         if (h != TC_WS_UPGRADE) {
             return ws_fail(c, "not an MQTT WebSocket upgrade on /$iothub/websocket");
         }
-        /* Frames the client sent right behind its request. */
-        c->raw_len = c->request_len - used;
-        memcpy(c->raw, c->request + used, c->raw_len);
-        c->raw_pos = 0;
+        /* Frames the client sent right behind its request stay in c->in. */
+        c->in_pos = used;
+        ws_used(c);
         c->phase = WS_OPEN;
     }
     return 1;
@@ -367,19 +385,26 @@ int SSL_read(SSL *ssl, void *buf, int num)
         }
     }
     for (;;) {
-        if (c->raw_pos == c->raw_len) {
-            int r = real_read(ssl, c->raw, (int)sizeof c->raw);
+        if (c->in == NULL) {
+            enum { chunk = 16384 }; /* one TLS record */
+            if ((c->in = malloc(chunk)) == NULL) {
+                return ws_fail(c, "out of memory");
+            }
+            int r = real_read(ssl, c->in, chunk);
             if (r <= 0) {
+                free(c->in);
+                c->in = NULL;
                 return r;
             }
-            c->raw_pos = 0;
-            c->raw_len = (size_t)r;
+            c->in_pos = 0;
+            c->in_len = (size_t)r;
         }
         size_t used = 0;
         size_t got = 0;
-        enum tc_ws_event ev = tc_ws_decode(&c->dec, c->raw + c->raw_pos, c->raw_len - c->raw_pos,
-                                           &used, buf, (size_t)num, &got);
-        c->raw_pos += used;
+        enum tc_ws_event ev = tc_ws_decode(&c->dec, c->in + c->in_pos, c->in_len - c->in_pos, &used,
+                                           buf, (size_t)num, &got);
+        c->in_pos += used;
+        ws_used(c);
         switch (ev) {
         case TC_WS_EV_DATA:
             return (int)got;
@@ -421,9 +446,10 @@ int SSL_write(SSL *ssl, const void *buf, int num)
         if (r <= 0) {
             return r;
         }
-        c->out_pending = 0;
-        if (c->out_num > 0) {
-            return c->out_num;
+        int carried = c->out_num;
+        ws_sent(c);
+        if (carried > 0) {
+            return carried;
         }
     }
     if (c->pong_due) {
@@ -446,7 +472,7 @@ int SSL_pending(const SSL *ssl)
     int n = fn(ssl);
     struct ws_conn *c = ws_of(ssl);
     if (c != NULL && c->phase == WS_OPEN) {
-        n += (int)(c->raw_len - c->raw_pos);
+        n += (int)(c->in_len - c->in_pos);
     }
     return n;
 }
