@@ -20,12 +20,16 @@
 #include "util.h"
 
 static const char up_usage[] =
-    "usage: tether cloud up [--dir D] [--port 8883] [--foreground] [--retry-after S] [--json]\n"
+    "usage: tether cloud up [--dir D] [--port 8883] [--ws-port 443] [--foreground]\n"
+    "                       [--retry-after S] [--json]\n"
     "\n"
     "Writes D/mosquitto.conf, makes the PKI if absent, starts Mosquitto with the tether\n"
-    "plugin on 127.0.0.1 (TLS; client certificates requested, optional), waits until it\n"
-    "answers and prints the endpoint, id scope and CA file. --retry-after sets the seconds\n"
-    "DPS asks devices to wait before polling (default 1). The port is remembered.\n";
+    "plugin on 127.0.0.1 (TLS 1.2; client certificates requested, optional), waits until it\n"
+    "answers and prints the endpoints, id scope and CA file. --port is MQTT over TLS,\n"
+    "--ws-port MQTT over WebSockets (wss://HOST:PORT/$iothub/websocket), both for DPS and\n"
+    "every hub. The WebSocket port defaults to 443, as on Azure, or 8443 when this user may\n"
+    "not bind 443 or it is taken, else a free one. --retry-after sets the seconds DPS asks\n"
+    "devices to wait before polling (default 1). Ports are remembered.\n";
 static const char down_usage[] = "usage: tether cloud down [--dir D]\n\nStops the broker.\n";
 static const char status_usage[] =
     "usage: tether cloud status [--dir D] [--json]\n\n"
@@ -37,14 +41,20 @@ static void sleep_ms(long ms)
     nanosleep(&ts, NULL);
 }
 
-static int port_answers(int port)
+static struct sockaddr_in loopback(int port)
 {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
     struct sockaddr_in sa;
     memset(&sa, 0, sizeof sa);
     sa.sin_family = AF_INET;
     sa.sin_port = htons((uint16_t)port);
     sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    return sa;
+}
+
+static int port_answers(int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = loopback(port);
     int ok = fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0;
     if (fd >= 0) {
         close(fd);
@@ -76,6 +86,45 @@ static int port_listening(int port)
     }
     fclose(f);
     return found;
+}
+
+/* Can this process listen on 127.0.0.1:port (privileged ports need root or
+ * net.ipv4.ip_unprivileged_port_start)? */
+static int port_bindable(int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = loopback(port);
+    int one = 1;
+    int ok = fd >= 0 && setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) == 0 &&
+             bind(fd, (struct sockaddr *)&sa, sizeof sa) == 0;
+    if (fd >= 0) {
+        close(fd);
+    }
+    return ok;
+}
+
+/* The WebSocket port when none was given or remembered: Azure's 443 when this user may bind
+ * it and it is free, else 8443, else one the kernel picks. */
+static int ws_default(int mqtt_port)
+{
+    if (mqtt_port != 443 && port_bindable(443)) {
+        return 443;
+    }
+    if (mqtt_port != 8443 && port_bindable(8443)) {
+        return 8443;
+    }
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = loopback(0);
+    socklen_t len = sizeof sa;
+    int port = 0;
+    if (fd >= 0 && bind(fd, (struct sockaddr *)&sa, sizeof sa) == 0 &&
+        getsockname(fd, (struct sockaddr *)&sa, &len) == 0) {
+        port = ntohs(sa.sin_port);
+    }
+    if (fd >= 0) {
+        close(fd);
+    }
+    return port;
 }
 
 static const char *exe_dir(char *buf, size_t size)
@@ -116,7 +165,31 @@ static int find_module(const char *env, const char *name, const char *built, cha
     return access(out, R_OK) == 0 ? 0 : -1;
 }
 
-static int write_conf(const char *dir, int port, const char *plugin, char *conf, size_t size)
+/* The settings of a device listener (TLS, client certificates, hub rules); the same for
+ * MQTT and WebSockets, which differ only in the shim's framing. */
+static int listener_conf(char *out, size_t size, const char *what, int port, const char *abs)
+{
+    return snprintf(
+        out, size,
+        "\n# %s\n"
+        "listener %d 127.0.0.1\n"
+        "certfile %s/pki/server.pem\n"
+        "keyfile %s/pki/server.key\n"
+        "cafile %s/pki/ca.pem\n"
+        "# Certificates are requested but optional (symmetric-key devices send none):\n"
+        "# see the TLS shim preloaded by tether cloud up, which also caps TLS at 1.2\n"
+        "# (DPS speaks 1.2 only, IoT Hub 1.2 on its regular host names). The identity\n"
+        "# is never the username.\n"
+        "require_certificate false\n"
+        "use_identity_as_username false\n"
+        "tls_version tlsv1.2\n"
+        "# IoT Hub: a QoS 2 publish closes the connection; QoS 2 subscriptions get QoS 1.\n"
+        "max_qos 1\n",
+        what, port, abs, abs, abs);
+}
+
+static int write_conf(const char *dir, int port, int ws_port, const char *plugin, char *conf,
+                      size_t size)
 {
     char abs[PATH_MAX];
     if (realpath(dir, abs) == NULL) {
@@ -138,22 +211,19 @@ static int write_conf(const char *dir, int port, const char *plugin, char *conf,
              "log_timestamp_format %%Y-%%m-%%dT%%H:%%M:%%S\n"
              "%s%s%s"
              "plugin %s\n"
-             "plugin_opt_dir %s\n"
-             "\n"
-             "# One TLS listener for DPS and every hub, told apart by the MQTT username.\n"
-             "listener %d 127.0.0.1\n"
-             "certfile %s/pki/server.pem\n"
-             "keyfile %s/pki/server.key\n"
-             "cafile %s/pki/ca.pem\n"
-             "# Certificates are requested but optional (symmetric-key devices send none): see\n"
-             "# the TLS shim preloaded by tether cloud up. The identity is never the username.\n"
-             "require_certificate false\n"
-             "use_identity_as_username false\n"
-             "tls_version tlsv1.2\n"
-             "# IoT Hub: a QoS 2 publish closes the connection; QoS 2 subscriptions get QoS 1.\n"
-             "max_qos 1\n",
+             "plugin_opt_dir %s\n",
              abs, abs, pw != NULL ? "user " : "", pw != NULL ? pw->pw_name : "",
-             pw != NULL ? "\n" : "", plugin, abs, port, abs, abs, abs);
+             pw != NULL ? "\n" : "", plugin, abs);
+    size_t used = strlen(text);
+    listener_conf(text + used, sizeof text - used,
+                  "MQTT over TLS for DPS and every hub, told apart by the MQTT username.", port,
+                  abs);
+    used = strlen(text);
+    listener_conf(text + used, sizeof text - used,
+                  "MQTT over WebSockets (wss://HOST:PORT/$iothub/websocket, subprotocol mqtt):\n"
+                  "# a TLS listener whose WebSocket upgrade and framing the TLS shim handles\n"
+                  "# (TETHER_CLOUD_WS_PORT names this port to it).",
+                  ws_port, abs);
     return tc_write_file(conf, text, strlen(text), 0600) == 0 ? 0 : fail("cannot write %s", conf);
 }
 
@@ -161,6 +231,7 @@ static void print_endpoint(const char *dir, sqlite3 *db, bool json, long pid)
 {
     char *scope = tc_reg_meta_get(db, "id_scope");
     char *port = tc_reg_meta_get(db, "port");
+    char *ws_port = tc_reg_meta_get(db, "ws_port");
     char abs[PATH_MAX];
     char ca[PATH_MAX + 16];
     if (realpath(dir, abs) == NULL) {
@@ -183,6 +254,10 @@ static void print_endpoint(const char *dir, sqlite3 *db, bool json, long pid)
         char ep[64];
         snprintf(ep, sizeof ep, "localhost:%s", port != NULL ? port : "8883");
         cJSON_AddStringToObject(o, "endpoint", ep);
+        cJSON_AddNumberToObject(o, "wsPort", ws_port != NULL ? atoi(ws_port) : 443);
+        snprintf(ep, sizeof ep, "wss://localhost:%s/$iothub/websocket",
+                 ws_port != NULL ? ws_port : "443");
+        cJSON_AddStringToObject(o, "wsEndpoint", ep);
         cJSON_AddStringToObject(o, "address", "127.0.0.1");
         cJSON_AddStringToObject(o, "idScope", scope != NULL ? scope : "");
         cJSON_AddStringToObject(o, "caFile", ca);
@@ -204,6 +279,8 @@ static void print_endpoint(const char *dir, sqlite3 *db, bool json, long pid)
             printf("tether cloud is stopped (state in %s)\n", abs);
         }
         printf("  DPS endpoint  localhost:%s (127.0.0.1)\n", port != NULL ? port : "8883");
+        printf("  WebSockets    wss://localhost:%s/$iothub/websocket (DPS and hubs)\n",
+               ws_port != NULL ? ws_port : "443");
         printf("  id scope      %s\n", scope != NULL ? scope : "?");
         printf("  CA file       %s\n", ca);
         cJSON *h;
@@ -218,6 +295,7 @@ static void print_endpoint(const char *dir, sqlite3 *db, bool json, long pid)
     cJSON_Delete(hubs);
     free(scope);
     free(port);
+    free(ws_port);
 }
 
 static void tail_log(const char *dir)
@@ -234,7 +312,7 @@ static void tail_log(const char *dir)
     free(log);
 }
 
-static int start(const char *dir, int port, bool foreground, bool json, bool quiet)
+static int start(const char *dir, int port, int ws_port, bool foreground, bool json, bool quiet)
 {
     char plugin[PATH_MAX];
     char shim[PATH_MAX];
@@ -248,12 +326,19 @@ static int start(const char *dir, int port, bool foreground, bool json, bool qui
                     sizeof shim) != 0) {
         return fail("tether_cloud_tls_shim.so not found");
     }
-    if (write_conf(dir, port, plugin, conf, sizeof conf) != 0) {
+    if (write_conf(dir, port, ws_port, plugin, conf, sizeof conf) != 0) {
         return 1;
     }
     if (port_answers(port)) {
         return fail("port %d on 127.0.0.1 is already in use; choose another with --port", port);
     }
+    if (port_answers(ws_port)) {
+        return fail("port %d on 127.0.0.1 is already in use; choose another with --ws-port",
+                    ws_port);
+    }
+    char ws_port_s[16];
+    snprintf(ws_port_s, sizeof ws_port_s, "%d", ws_port);
+    setenv("TETHER_CLOUD_WS_PORT", ws_port_s, 1);
     setenv("LD_PRELOAD", shim, 1);
     if (foreground) {
         char pidp[4096];
@@ -307,7 +392,7 @@ static int start(const char *dir, int port, bool foreground, bool json, bool qui
         return fail("cannot run mosquitto (install the mosquitto package)");
     }
     for (int i = 0; i < 100; i++) {
-        if (port_listening(port) && cloud_pid(dir) > 0) {
+        if (port_listening(port) && port_listening(ws_port) && cloud_pid(dir) > 0) {
             sqlite3 *db = open_registry(dir);
             if (db == NULL) {
                 return 1;
@@ -323,7 +408,7 @@ static int start(const char *dir, int port, bool foreground, bool json, bool qui
         }
         sleep_ms(100);
     }
-    fail("mosquitto did not start listening on 127.0.0.1:%d", port);
+    fail("mosquitto did not start listening on 127.0.0.1:%d and :%d", port, ws_port);
     tail_log(dir);
     return 1;
 }
@@ -338,6 +423,7 @@ int cmd_up(int argc, char **argv)
     args_init(&a, argc, argv);
     const char *dir = cloud_dir(&a);
     const char *port_text = arg_opt(&a, "--port");
+    const char *ws_port_text = arg_opt(&a, "--ws-port");
     const char *retry = arg_opt(&a, "--retry-after");
     bool foreground = arg_flag(&a, "--foreground");
     bool json = arg_flag(&a, "--json");
@@ -356,9 +442,14 @@ int cmd_up(int argc, char **argv)
     char *saved_port = tc_reg_meta_get(db, "port");
     int port = port_text != NULL ? atoi(port_text) : (saved_port != NULL ? atoi(saved_port) : 8883);
     free(saved_port);
-    if (port <= 0 || port > 65535) {
+    char *saved_ws = tc_reg_meta_get(db, "ws_port");
+    int ws_port = ws_port_text != NULL ? atoi(ws_port_text)
+                  : saved_ws != NULL   ? atoi(saved_ws)
+                                       : ws_default(port);
+    free(saved_ws);
+    if (port <= 0 || port > 65535 || ws_port <= 0 || ws_port > 65535 || ws_port == port) {
         tc_reg_close(db);
-        return fail("--port must be 1..65535");
+        return fail("--port and --ws-port must be two different ports in 1..65535");
     }
     if (retry != NULL) {
         int r = atoi(retry);
@@ -380,12 +471,14 @@ int cmd_up(int argc, char **argv)
     char port_s[16];
     snprintf(port_s, sizeof port_s, "%d", port);
     tc_reg_meta_set(db, "port", port_s);
+    snprintf(port_s, sizeof port_s, "%d", ws_port);
+    tc_reg_meta_set(db, "ws_port", port_s);
     int sync = pki_server_sync(dir, db);
     tc_reg_close(db);
     if (sync < 0) {
         return 1;
     }
-    return start(dir, port, foreground, json, false);
+    return start(dir, port, ws_port, foreground, json, false);
 }
 
 static int stop(const char *dir, bool quiet)

@@ -11,6 +11,7 @@
 #include "parse.h"
 #include "sas.h"
 #include "util.h"
+#include "ws.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -35,7 +36,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     char *text = malloc(size);
     memcpy(text, data + 1, size - 1);
     text[size - 1] = '\0';
-    switch (data[0] % 8) {
+    /* The first byte picks the parser; the seeds start with its digit ('0' to '8'). */
+    switch ((unsigned)(data[0] - '0') % 9u) {
     case 0: {
         struct tc_username u;
         tc_username_parse(text, &u);
@@ -92,6 +94,27 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             tc_tap_feed(&in, p + at, k, tap_seen, NULL);
         }
         tc_tap_feed(&out, p, n, tap_seen, NULL);
+        break;
+    }
+    case 7: {
+        /* MQTT over WebSockets: the upgrade request, then the same bytes as frames */
+        char resp[512];
+        size_t used = 0;
+        tc_ws_handshake((const char *)data + 1, size - 1, &used, resp, sizeof resp);
+        tc_tls13_host(data + 1, size - 1);
+        struct tc_ws_decoder d;
+        memset(&d, 0, sizeof d);
+        unsigned char out[64];
+        size_t at = 1;
+        while (at < size) {
+            size_t got = 0;
+            size_t n = 0;
+            enum tc_ws_event ev = tc_ws_decode(&d, data + at, size - at, &n, out, sizeof out, &got);
+            at += n;
+            if (ev == TC_WS_EV_ERROR || ev == TC_WS_EV_CLOSE || (n == 0 && got == 0)) {
+                break;
+            }
+        }
         break;
     }
     default: {

@@ -22,25 +22,46 @@
  * handshakes' last ACK: those devices wait out TCP retransmissions (1 s, then 3 s...). listen()
  * is interposed to ask for SOMAXCONN instead (the kernel caps it at net.core.somaxconn).
  *
+ * TLS versions: Azure DPS speaks TLS 1.2 only, and IoT Hub speaks 1.2 on its regular host
+ * name, offering 1.3 only on its separate device host name `{hub}.device.{suffix}`
+ * (PROTOCOL.md, "TLS"). Mosquitto 2.0's `tls_version tlsv1.2` only sets a minimum, so every
+ * listener context gets TLS 1.2 as its maximum here, and a ClientHello callback lifts it to
+ * 1.3 for a server name of that form (tc_tls13_host).
+ *
+ * MQTT over WebSockets: Mosquitto 2.0.11's own websockets listener (libwebsockets) cannot
+ * stand in for Azure's: it bound `::` (all interfaces) although the configuration named
+ * 127.0.0.1 (checked with strace), and mosquitto_client_certificate() returns NULL for its
+ * clients, so X.509 devices could not authenticate. Instead the WebSocket listener is an
+ * ordinary Mosquitto TLS listener (so binding, client certificates, TLS versions and the
+ * plugin behave exactly as on the MQTT port) whose connections, recognised by the local port
+ * named in TETHER_CLOUD_WS_PORT, get the HTTP upgrade and RFC 6455 framing here: SSL_read,
+ * SSL_write and SSL_pending are interposed for those SSL objects only (common/ws.c holds the
+ * parsing). Every other connection goes straight to OpenSSL.
+ *
  * And: IoT Hub completes a cloud-to-device message on the device's PUBACK, which Mosquitto
  * 2.0 does not show plugins. SSL_read and SSL_write are interposed to read (never change)
- * the MQTT stream of each server-side TLS connection with mqtt_tap.c, and the plugin, which
+ * the MQTT stream of each server-side TLS connection with mqtt_tap.c (on the WebSocket
+ * listener, the stream inside the frames), and the plugin, which
  * registers a function with tether_tls_shim_tap(), is told of each CONNECT (client id),
  * outgoing QoS 1 PUBLISH (topic, packet id) and incoming PUBACK (packet id). The broker is
  * single-threaded; so is this. 1.4 KB per connection (x86-64), freed with its SSL.
+ *
  * Nothing else of mosquitto is changed. */
 #include <dlfcn.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <stddef.h>
-#include <sys/socket.h>
-
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
+#include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 
 #include "mqtt_tap.h"
+#include "ws.h"
 
 /* What the plugin is told: event is enum tc_tap_event; client_id is the id the client sent
  * in CONNECT; data/len the client id (CONNECT) or topic (PUBLISH). */
@@ -53,6 +74,7 @@ void SSL_CTX_set_verify(SSL_CTX *ctx, int mode, SSL_verify_cb callback);
 int listen(int fd, int backlog);
 int SSL_read(SSL *ssl, void *buf, int num);
 int SSL_write(SSL *ssl, const void *buf, int num);
+int SSL_pending(const SSL *ssl);
 
 static int chain_index = -1;
 
@@ -107,6 +129,20 @@ static int accept_and_keep_chain(int preverify_ok, X509_STORE_CTX *store)
     return 1; /* trust is decided by the plugin, per enrollment */
 }
 
+/* Runs before the version is chosen: 1.3 only for a hub's device host name. */
+static int by_server_name(SSL *ssl, int *alert, void *arg)
+{
+    (void)alert;
+    (void)arg;
+    const unsigned char *ext = NULL;
+    size_t len = 0;
+    if (SSL_client_hello_get0_ext(ssl, TLSEXT_TYPE_server_name, &ext, &len) == 1 &&
+        tc_tls13_host(ext, len)) {
+        SSL_set_max_proto_version(ssl, TLS1_3_VERSION);
+    }
+    return SSL_CLIENT_HELLO_SUCCESS;
+}
+
 void SSL_CTX_set_verify(SSL_CTX *ctx, int mode, SSL_verify_cb callback)
 {
     typedef void (*real_fn)(SSL_CTX *, int, SSL_verify_cb);
@@ -121,6 +157,8 @@ void SSL_CTX_set_verify(SSL_CTX *ctx, int mode, SSL_verify_cb callback)
     if (SSL_CTX_get_ssl_method(ctx) == TLS_server_method()) {
         mode = SSL_VERIFY_PEER;
         callback = accept_and_keep_chain;
+        SSL_CTX_set_max_proto_version(ctx, TLS1_2_VERSION);
+        SSL_CTX_set_client_hello_cb(ctx, by_server_name, NULL);
     }
     real(ctx, mode, callback);
 }
@@ -137,7 +175,302 @@ int listen(int fd, int backlog)
         errno = ENOSYS;
         return -1;
     }
+    /* Tests only: TETHER_CLOUD_SNDBUF=N gives every connection an N-byte send buffer
+     * (accepted sockets inherit it), so that a slow reader makes the broker's writes block
+     * and the WebSocket framing's WANT_WRITE retry is exercised. */
+    const char *sndbuf = getenv("TETHER_CLOUD_SNDBUF");
+    if (sndbuf != NULL) {
+        int n = atoi(sndbuf);
+        (void)setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &n, sizeof n);
+    }
     return real(fd, backlog < SOMAXCONN ? SOMAXCONN : backlog);
+}
+
+/* ---- MQTT over WebSockets on the listener named by TETHER_CLOUD_WS_PORT ---- */
+
+enum ws_phase { WS_HTTP, WS_OPEN, WS_CLOSED };
+
+/* Per WebSocket connection: under 400 bytes while idle. The buffers exist only while they
+ * hold bytes (Mosquitto's SSL_MODE_RELEASE_BUFFERS likewise frees OpenSSL's). */
+struct ws_conn {
+    enum ws_phase phase;
+    struct tc_ws_decoder dec;
+    uint8_t *in; /* decrypted bytes not yet used: the upgrade request, then frames */
+    size_t in_pos, in_len;
+    uint8_t *out; /* the frame being written: retried with the same buffer on WANT_WRITE */
+    size_t out_len;
+    int out_num;       /* the caller's byte count it carries; 0 = a pong of our own */
+    int out_pending;   /* SSL_write said WANT_WRITE for it */
+    uint8_t pong[125]; /* a ping's payload, answered before the next frame */
+    size_t pong_len;
+    int pong_due;
+};
+
+static struct ws_conn not_ws; /* marks SSL objects of other listeners */
+static int ws_index = -1;
+
+typedef int (*ssl_io_fn)(SSL *, void *, int);
+typedef int (*ssl_wr_fn)(SSL *, const void *, int);
+typedef int (*ssl_pending_fn)(const SSL *);
+
+static void *real_sym(const char *name)
+{
+    return dlsym(RTLD_NEXT, name);
+}
+
+static int real_read(SSL *ssl, void *buf, int num)
+{
+    static ssl_io_fn fn = NULL;
+    if (fn == NULL) {
+        *(void **)&fn = real_sym("SSL_read");
+    }
+    return fn(ssl, buf, num);
+}
+
+static int real_write(SSL *ssl, const void *buf, int num)
+{
+    static ssl_wr_fn fn = NULL;
+    if (fn == NULL) {
+        *(void **)&fn = real_sym("SSL_write");
+    }
+    return fn(ssl, buf, num);
+}
+
+static void ws_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl, void *argp)
+{
+    (void)parent;
+    (void)ad;
+    (void)idx;
+    (void)argl;
+    (void)argp;
+    struct ws_conn *c = ptr;
+    if (c != NULL && c != &not_ws) {
+        free(c->in);
+        free(c->out);
+        free(c);
+    }
+}
+
+static int ws_port(void)
+{
+    static int port = -1;
+    if (port < 0) {
+        const char *e = getenv("TETHER_CLOUD_WS_PORT");
+        port = e != NULL ? atoi(e) : 0;
+    }
+    return port;
+}
+
+/* The WebSocket state of a server SSL, created on first use; NULL for every other SSL. */
+static struct ws_conn *ws_of(const SSL *ssl)
+{
+    if (ws_port() <= 0 || !SSL_is_server((SSL *)ssl)) {
+        return NULL;
+    }
+    if (ws_index < 0) {
+        ws_index = SSL_get_ex_new_index(0, NULL, NULL, NULL, ws_free);
+        if (ws_index < 0) {
+            return NULL;
+        }
+    }
+    struct ws_conn *c = SSL_get_ex_data(ssl, ws_index);
+    if (c == NULL) {
+        struct sockaddr_storage sa;
+        socklen_t sl = sizeof sa;
+        int fd = SSL_get_fd(ssl);
+        int port = 0;
+        if (fd >= 0 && getsockname(fd, (struct sockaddr *)&sa, &sl) == 0) {
+            port = sa.ss_family == AF_INET    ? ntohs(((struct sockaddr_in *)&sa)->sin_port)
+                   : sa.ss_family == AF_INET6 ? ntohs(((struct sockaddr_in6 *)&sa)->sin6_port)
+                                              : 0;
+        }
+        c = port == ws_port() ? calloc(1, sizeof *c) : NULL;
+        if (SSL_set_ex_data((SSL *)ssl, ws_index, c != NULL ? c : &not_ws) != 1) {
+            free(c);
+            return NULL;
+        }
+        if (c == NULL) {
+            return NULL;
+        }
+    }
+    return c == &not_ws ? NULL : c;
+}
+
+/* End the connection: Mosquitto sees SSL_ERROR_SSL (the reason is in its log) and closes. */
+static int ws_fail(struct ws_conn *c, const char *why)
+{
+    c->phase = WS_CLOSED;
+    ERR_raise_data(ERR_LIB_USER, 0, "tether websocket: %s", why);
+    return -1;
+}
+
+static void ws_sent(struct ws_conn *c)
+{
+    free(c->out);
+    c->out = NULL;
+    c->out_pending = 0;
+}
+
+/* Bytes in c->in were used up to c->in_pos: drop the buffer when nothing is left. */
+static void ws_used(struct ws_conn *c)
+{
+    if (c->in_pos == c->in_len) {
+        free(c->in);
+        c->in = NULL;
+        c->in_pos = c->in_len = 0;
+    }
+}
+
+/* Write a whole frame of ours or of the caller's; keeps it for a retry on WANT_WRITE. */
+static int ws_send(SSL *ssl, struct ws_conn *c, uint8_t op, const void *data, size_t len, int num)
+{
+    uint8_t hdr[10];
+    size_t hl = tc_ws_frame_header(op, len, hdr);
+    c->out = malloc(hl + len);
+    if (c->out == NULL) {
+        return ws_fail(c, "out of memory");
+    }
+    memcpy(c->out, hdr, hl);
+    if (len > 0) {
+        memcpy(c->out + hl, data, len);
+    }
+    c->out_len = hl + len;
+    c->out_num = num;
+    int r = real_write(ssl, c->out, (int)c->out_len);
+    c->out_pending = r <= 0;
+    if (!c->out_pending) {
+        ws_sent(c);
+    }
+    return r <= 0 ? r : (num > 0 ? num : 1);
+}
+
+/* The upgrade request: collect it, answer it. Returns 1 when open, -1 on an error. */
+static int ws_upgrade(SSL *ssl, struct ws_conn *c)
+{
+    while (c->phase == WS_HTTP) {
+        if (c->in == NULL && (c->in = malloc(TC_WS_REQUEST_MAX)) == NULL) {
+            return ws_fail(c, "out of memory");
+        }
+        int r = real_read(ssl, c->in + c->in_len, (int)(TC_WS_REQUEST_MAX - c->in_len));
+        if (r <= 0) {
+            return r;
+        }
+        c->in_len += (size_t)r;
+        char response[512];
+        size_t used = 0;
+        enum tc_ws_handshake h =
+            tc_ws_handshake((const char *)c->in, c->in_len, &used, response, sizeof response);
+        if (h == TC_WS_NEED_MORE) {
+            continue;
+        }
+        (void)real_write(ssl, response, (int)strlen(response));
+        if (h != TC_WS_UPGRADE) {
+            return ws_fail(c, "not an MQTT WebSocket upgrade on /$iothub/websocket");
+        }
+        /* Frames the client sent right behind its request stay in c->in. */
+        c->in_pos = used;
+        ws_used(c);
+        c->phase = WS_OPEN;
+    }
+    return 1;
+}
+
+/* MQTT over WebSockets: the MQTT bytes of a frame (or OpenSSL's, on other listeners). */
+static int ws_read(SSL *ssl, void *buf, int num)
+{
+    struct ws_conn *c = ws_of(ssl);
+    if (c == NULL) {
+        return real_read(ssl, buf, num);
+    }
+    if (c->phase == WS_CLOSED) {
+        return ws_fail(c, "connection closed");
+    }
+    if (num <= 0) {
+        return 0;
+    }
+    if (c->phase == WS_HTTP) {
+        int r = ws_upgrade(ssl, c);
+        if (r <= 0) {
+            return r;
+        }
+    }
+    for (;;) {
+        if (c->in == NULL) {
+            enum { chunk = 16384 }; /* one TLS record */
+            if ((c->in = malloc(chunk)) == NULL) {
+                return ws_fail(c, "out of memory");
+            }
+            int r = real_read(ssl, c->in, chunk);
+            if (r <= 0) {
+                free(c->in);
+                c->in = NULL;
+                return r;
+            }
+            c->in_pos = 0;
+            c->in_len = (size_t)r;
+        }
+        size_t used = 0;
+        size_t got = 0;
+        enum tc_ws_event ev = tc_ws_decode(&c->dec, c->in + c->in_pos, c->in_len - c->in_pos, &used,
+                                           buf, (size_t)num, &got);
+        c->in_pos += used;
+        ws_used(c);
+        switch (ev) {
+        case TC_WS_EV_DATA:
+            return (int)got;
+        case TC_WS_EV_PING:
+            memcpy(c->pong, c->dec.ctrl, c->dec.ctrl_len);
+            c->pong_len = c->dec.ctrl_len;
+            c->pong_due = 1;
+            if (!c->out_pending) {
+                c->pong_due = 0;
+                (void)ws_send(ssl, c, TC_WS_OP_PONG, c->pong, c->pong_len, 0);
+            }
+            break;
+        case TC_WS_EV_CLOSE:
+            if (!c->out_pending) {
+                (void)ws_send(ssl, c, TC_WS_OP_CLOSE, c->dec.ctrl, c->dec.ctrl_len >= 2 ? 2 : 0, 0);
+            }
+            return ws_fail(c, "closed by the client");
+        case TC_WS_EV_ERROR:
+            return ws_fail(c, "protocol error in a frame");
+        case TC_WS_EV_NONE:
+            break;
+        }
+    }
+}
+
+/* The MQTT bytes, framed on the WebSocket listener. */
+static int ws_write(SSL *ssl, const void *buf, int num)
+{
+    struct ws_conn *c = ws_of(ssl);
+    if (c == NULL || c->phase == WS_HTTP) {
+        return real_write(ssl, buf, num);
+    }
+    if (c->phase == WS_CLOSED) {
+        return ws_fail(c, "connection closed");
+    }
+    if (c->out_pending) {
+        /* OpenSSL wants the same buffer again: a frame of ours, or the caller's retry */
+        int r = real_write(ssl, c->out, (int)c->out_len);
+        if (r <= 0) {
+            return r;
+        }
+        int carried = c->out_num;
+        ws_sent(c);
+        if (carried > 0) {
+            return carried;
+        }
+    }
+    if (c->pong_due) {
+        c->pong_due = 0;
+        int r = ws_send(ssl, c, TC_WS_OP_PONG, c->pong, c->pong_len, 0);
+        if (r <= 0) {
+            return r;
+        }
+    }
+    return num <= 0 ? real_write(ssl, buf, num)
+                    : ws_send(ssl, c, TC_WS_OP_BINARY, buf, (size_t)num, num);
 }
 
 /* --- the MQTT stream, read for the plugin --------------------------------------------- */
@@ -209,15 +542,15 @@ static void on_packet(void *ctx, enum tc_tap_event event, const char *data, size
     tap_fn(t->client_id, (int)event, data, len, packet_id);
 }
 
+/* OpenSSL: "The current thread's error queue must be empty before the TLS/SSL I/O operation
+ * is attempted, or SSL_get_error() will not work reliably." Mosquitto does not clear it
+ * before SSL_read/SSL_write, and errors the plugin left there (a PEM reader's "no start line"
+ * after the last certificate of a file) made the next WANT_READ look like a fatal error
+ * ("Protocol error"): the queue is cleared before every read and write. */
 int SSL_read(SSL *ssl, void *buf, int num)
 {
-    typedef int (*real_fn)(SSL *, void *, int);
-    static real_fn real = NULL;
-    if (real == NULL) {
-        void *sym = dlsym(RTLD_NEXT, "SSL_read");
-        *(void **)&real = sym;
-    }
-    int n = real(ssl, buf, num);
+    ERR_clear_error();
+    int n = ws_read(ssl, buf, num);
     struct conn_tap *t = n > 0 ? tap_of(ssl) : NULL;
     if (t != NULL) {
         tc_tap_feed(&t->in, buf, (size_t)n, on_packet, t);
@@ -227,16 +560,25 @@ int SSL_read(SSL *ssl, void *buf, int num)
 
 int SSL_write(SSL *ssl, const void *buf, int num)
 {
-    typedef int (*real_fn)(SSL *, const void *, int);
-    static real_fn real = NULL;
-    if (real == NULL) {
-        void *sym = dlsym(RTLD_NEXT, "SSL_write");
-        *(void **)&real = sym;
-    }
-    int n = real(ssl, buf, num);
+    ERR_clear_error();
+    int n = ws_write(ssl, buf, num);
     struct conn_tap *t = n > 0 ? tap_of(ssl) : NULL;
     if (t != NULL) {
         tc_tap_feed(&t->out, buf, (size_t)n, on_packet, t);
+    }
+    return n;
+}
+
+int SSL_pending(const SSL *ssl)
+{
+    static ssl_pending_fn fn = NULL;
+    if (fn == NULL) {
+        *(void **)&fn = real_sym("SSL_pending");
+    }
+    int n = fn(ssl);
+    struct ws_conn *c = ws_of(ssl);
+    if (c != NULL && c->phase == WS_OPEN) {
+        n += (int)(c->in_len - c->in_pos);
     }
     return n;
 }

@@ -81,13 +81,17 @@ class Device:
     """One MQTT connection with a message queue."""
 
     def __init__(self, cloud, client_id, username, password=None, cert=None, key=None,
-                 host="localhost", clean=True):
+                 host="localhost", clean=True, ws=False):
         self.messages = queue.Queue()
         self.connack = queue.Queue()
         self.disconnects = queue.Queue()
         self.subacks = {}
+        # ws: MQTT over WebSockets, wss://host:ws_port/$iothub/websocket (subprotocol mqtt)
         self.c = TetherClient(client_id=client_id, clean_session=clean, protocol=mqtt.MQTTv311,
-                              dial_port=cloud.port)
+                              dial_port=cloud.ws_port if ws else cloud.port,
+                              transport="websockets" if ws else "tcp")
+        if ws:
+            self.c.ws_set_options(path="/$iothub/websocket")
         ctx = ssl.create_default_context(cafile=cloud.ca)
         ctx.minimum_version = ssl.TLSVersion.TLSv1_2
         if cert:
@@ -156,11 +160,13 @@ class Cloud:
     def __init__(self, tmp):
         self.dir = os.path.join(tmp, "cloud")
         self.port = free_port()
+        self.ws_port = free_port()
         self.devices = []
         self.status = None
 
     def up(self, *extra):
-        p = run("cloud", "up", "--dir", self.dir, "--port", str(self.port), "--json", *extra)
+        p = run("cloud", "up", "--dir", self.dir, "--port", str(self.port), "--ws-port",
+                str(self.ws_port), "--json", *extra)
         self.status = json.loads(p.stdout)
         self.scope = self.status["idScope"]
         self.ca = self.status["caFile"]
@@ -187,17 +193,17 @@ class Cloud:
             return None
 
     def dps(self, reg_id, cert=None, key=None, password=None, client_id=None, scope=None,
-            api=DPS_API):
+            api=DPS_API, ws=False):
         d = Device(self, client_id or reg_id,
                    f"{scope or self.scope}/registrations/{reg_id}/api-version={api}",
-                   password=password, cert=cert, key=key, host="localhost")
+                   password=password, cert=cert, key=key, host="localhost", ws=ws)
         self.devices.append(d)
         return d
 
-    def hub_device(self, device_id, hub=None, cert=None, key=None, password=None):
+    def hub_device(self, device_id, hub=None, cert=None, key=None, password=None, ws=False):
         hub = hub or self.hub
         d = Device(self, device_id, f"{hub}/{device_id}/?api-version={HUB_API}",
-                   password=password, cert=cert, key=key, host=hub)
+                   password=password, cert=cert, key=key, host=hub, ws=ws)
         self.devices.append(d)
         return d
 

@@ -199,7 +199,8 @@ class Cloud:
     def __init__(self, d):
         self.dir = d
         self.port = free_port()
-        p = tether("cloud", "up", "--dir", d, "--port", self.port, "--json", check=True)
+        p = tether("cloud", "up", "--dir", d, "--port", self.port, "--ws-port", free_port(),
+                   "--json", check=True)
         self.info = json.loads(p.stdout)
         status = self.json("status")
         self.scope = status["idScope"]
