@@ -179,8 +179,8 @@ class Cloud:
     def cli(self, *args, check=True, timeout=60):
         return run("cloud", *args, "--dir", self.dir, check=check, timeout=timeout)
 
-    def cli_json(self, *args):
-        return json.loads(self.cli(*args, "--json").stdout)
+    def cli_json(self, *args, check=True):
+        return json.loads(self.cli(*args, "--json", check=check).stdout)
 
     def pki_device(self, reg_id, *extra):
         return json.loads(run("pki", "device", reg_id, "--dir", self.dir, "--json", *extra).stdout)

@@ -233,7 +233,6 @@ def test_dps_refuses_a_device_it_has_no_enrollment_for(cloud):
     assert "error" in r and r["name"] == "UnauthorizedError", r
 
 
-@waits_for("item 7 (a registration payload only from custom allocation)")
 def test_dps_returns_no_payload_without_custom_allocation(cloud):
     node = Node(cloud)
     creds = sas_individual(cloud, "with-payload")
@@ -287,7 +286,6 @@ def test_c2d_reaches_an_online_device_and_a_queued_one_once(cloud, transport):
     node.call("close", name=name)
 
 
-@waits_for("item 8 (C2D completed on PUBACK)")
 def test_c2d_acknowledged_by_a_short_lived_client_is_not_delivered_again(cloud):
     node = Node(cloud)
     creds = sas_individual(cloud, "short")
@@ -326,8 +324,14 @@ def test_twin_get_reported_and_desired(cloud, transport):
 def test_direct_method_is_answered_by_the_device(cloud, transport):
     node = Node(cloud)
     name, _, _ = ready_device(cloud, node, "meth", transport, methods=["reboot"])
-    out = cloud.cli_json("method", "invoke", "meth", "reboot", "--payload", '{"delay": 1}',
-                         "--timeout", "10")
+    # The SDK subscribes to methods in the background after onDeviceMethod (no callback): until
+    # its SUBSCRIBE lands, IoT Hub answers 404 / 404103, as the cloud does. Ask again, bounded.
+    for _ in range(50):
+        out = cloud.cli_json("method", "invoke", "meth", "reboot", "--payload", '{"delay": 1}',
+                             "--timeout", "10", check=False)
+        if out.get("errorCode") != 404103:
+            break
+        time.sleep(0.1)
     assert out["status"] == 200
     assert out["payload"] == {"echo": {"delay": 1}, "method": "reboot"}
     e = node.event("method", name=name)
@@ -337,7 +341,7 @@ def test_direct_method_is_answered_by_the_device(cloud, transport):
 
 def connections(cloud, device):
     """Hub connections the broker accepted for device, from its log."""
-    with open(os.path.join(cloud.dir, "mosquitto.log")) as f:
+    with open(os.path.join(cloud.dir, "mosquitto.log"), errors="replace") as f:
         return sum(1 for line in f if f" as {device} (" in line and "/?api-version" in line)
 
 
@@ -354,7 +358,6 @@ def everything_works(cloud, node, name, device, step):
     node.call("send", name=name, data=f"telemetry {step}")
 
 
-@waits_for("item 3 (subscriptions persist with clean session 0)")
 @pytest.mark.parametrize("transport", TRANSPORTS)
 def test_after_a_network_blip_the_sdk_reconnects_and_everything_works(cloud, transport):
     node = Node(cloud)
@@ -368,7 +371,6 @@ def test_after_a_network_blip_the_sdk_reconnects_and_everything_works(cloud, tra
     everything_works(cloud, node, name, "blip", "after")
 
 
-@waits_for("item 3 (subscriptions persist with clean session 0)")
 def test_after_a_sas_token_renewal_everything_works(cloud):
     node = Node(cloud)
     # renew every 10 s instead of every 45 minutes: each renewal is a new connection
@@ -387,7 +389,6 @@ def test_after_a_sas_token_renewal_everything_works(cloud):
     everything_works(cloud, node, name, "renew", "after")
 
 
-@waits_for("item 4 (DPS and hub connections are separate)")
 def test_a_dps_registration_leaves_the_hub_connection_alone(cloud):
     node = Node(cloud)
     name, creds, _ = ready_device(cloud, node, "both", methods=["ping"])
