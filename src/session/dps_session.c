@@ -22,6 +22,7 @@ tether_dps_config tether_dps_config_default(void)
     c.response_timeout_ms = 30000;
     c.default_poll_ms = 3000;
     c.backoff = tether_backoff_options_default();
+    c.backoff.retry_after_cap_ms = UINT32_MAX; /* any retry-after; the deadline bounds it */
     c.tls = tether_tls_options_default();
     return c;
 }
@@ -265,7 +266,8 @@ tether_status tether_dps_register(tether_dps_session *s, tether_tls *tls,
             p->operation = result->operation;
             report(s, TETHER_DPS_EVENT_RESPONSE);
             uint16_t code = s->response.status;
-            server_delay = s->response.has_retry_after;
+            /* retry-after=0 is no advice: the default interval or the backoff applies. */
+            server_delay = s->response.has_retry_after && s->response.retry_after_s > 0;
             if (code == 200 || code == 202) {
                 if (s->parse_status != TETHER_OK) {
                     st = s->parse_status;
@@ -308,15 +310,27 @@ tether_status tether_dps_register(tether_dps_session *s, tether_tls *tls,
                                         .retry_after_s = s->response.retry_after_s};
             delay = tether_backoff_delay_ms(&cfg->backoff, &step);
         }
+        if (delay < TETHER_DPS_MIN_REQUEST_INTERVAL_MS)
+            delay = TETHER_DPS_MIN_REQUEST_INTERVAL_MS; /* DPS: at most 5 requests in 10 s */
         previous_delay = delay;
         uint64_t now = tether_port_now_ms();
-        if (now + delay > deadline)
-            delay = now < deadline ? (uint32_t)(deadline - now) : 0;
         p->wait_ms = delay;
         p->server_retry_after = server_delay;
         p->cause = st;
         p->attempt = attempt;
         report(s, TETHER_DPS_EVENT_WAITING);
+        if (now + delay > deadline) {
+            if (server_delay) {
+                /* Asking again sooner would not be honouring it; waiting would only fail later. */
+                snprintf(result->error_message, sizeof result->error_message,
+                         "DPS asked to retry after %u s, past the deadline (%u s left)",
+                         (unsigned)s->response.retry_after_s,
+                         (unsigned)(now < deadline ? (deadline - now) / 1000u : 0u));
+                st = TETHER_DPS_DEADLINE_EXCEEDED;
+                break;
+            }
+            delay = now < deadline ? (uint32_t)(deadline - now) : 0;
+        }
         (void)pump(s, delay, false, &connected);
         if (!connected)
             tether_tls_close(tls);
