@@ -558,8 +558,15 @@ static int run_hub(device *d, const cli_args *a, bool send_only)
         cfg.connect_to = dial[0] ? dial : NULL;
         cfg.port = dial[0] ? dial_port : 8883;
         st = tether_hub_session_start(&hub, &d->conn.tls, &cfg);
-        if ((st == TETHER_HUB_IDENTITY_REFUSED || tether_status_is_transient(st)) &&
-            !reprovisioned) {
+        if (tether_status_is_transient(st)) {
+            /* The hub may be restarting: the session goes on with backoff, and the device
+             * registers again only if the hub stays unreachable (HUB_UNREACHABLE below). */
+            if (!d->json)
+                printf("hub connect failed (%s): reconnecting with backoff\n",
+                       tether_status_name(st));
+            st = TETHER_OK;
+        }
+        if (st == TETHER_HUB_IDENTITY_REFUSED && !reprovisioned) {
             if (!d->json)
                 printf("the hub did not take the stored identity (%s): registering again\n",
                        tether_status_name(st));

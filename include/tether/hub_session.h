@@ -246,7 +246,11 @@ tether_hub_config tether_hub_config_default(void);
 /**
  * Connects for the first time, subscribes and asks for the twin.
  * @return TETHER_OK; TETHER_HUB_IDENTITY_REFUSED (CONNACK 4 or 5: reprovision); a TLS or MQTT
- *         status (see tether_tls_last_diag()); TETHER_CLOCK_NOT_SET for a SAS key.
+ *         status (see tether_tls_last_diag()); TETHER_CLOCK_NOT_SET for a SAS key. After a
+ *         transient status (tether_status_is_transient(): the hub restarting, the network)
+ *         the session is started all the same: tether_hub_session_process() goes on trying
+ *         with the reconnect backoff, and says TETHER_HUB_UNREACHABLE after max_failures, so
+ *         a hub hiccup at boot does not send the device back to DPS.
  */
 TETHER_MUST_USE tether_status tether_hub_session_start(tether_hub_session *session, tether_tls *tls,
                                                        const tether_hub_config *config);
@@ -265,9 +269,9 @@ TETHER_MUST_USE tether_status tether_hub_session_send(tether_hub_session *sessio
 /**
  * Sends a reported-properties patch (JSON); the hub's 204 arrives as a REPORTED event. The
  * session keeps a copy until then: it is sent again after a 429 or 5xx (with backoff) and
- * after a reconnect. A new patch replaces one not yet stored.
- * @return TETHER_BUFFER_TOO_SMALL above TETHER_HUB_REPORT_LEN bytes;
- *         TETHER_MQTT_NOT_CONNECTED while disconnected.
+ * after a reconnect; given while disconnected, it goes out with the next connection. A new
+ * patch replaces one not yet stored.
+ * @return TETHER_BUFFER_TOO_SMALL above TETHER_HUB_REPORT_LEN bytes.
  */
 TETHER_MUST_USE tether_status tether_hub_session_report(tether_hub_session *session,
                                                         const char *json, size_t len);

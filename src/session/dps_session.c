@@ -117,7 +117,7 @@ static tether_status open_connection(tether_dps_session *s, tether_tls *tls)
         co.password_len = len;
     }
     tether_mqtt_filter f = {TETHER_DPS_RESPONSE_FILTER, strlen(TETHER_DPS_RESPONSE_FILTER), 1};
-    st = tether_session_mqtt_connect(&s->mqtt, tls, &co, cfg->response_timeout_ms, &f, 1);
+    st = tether_session_mqtt_connect(&s->mqtt, tls, &co, cfg->response_timeout_ms, &f, 1, NULL);
     if (st == TETHER_MQTT_CONNACK_BAD_CREDENTIALS || st == TETHER_MQTT_CONNACK_NOT_AUTHORIZED) {
         snprintf(s->result->error_message, sizeof s->result->error_message,
                  "DPS refused the MQTT connection (%s)", tether_status_name(st));

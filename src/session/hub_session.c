@@ -209,7 +209,8 @@ static uint64_t within_cap(const tether_hub_session *s, uint64_t t)
     return free_at > t ? free_at : t;
 }
 
-static tether_status connect_once(tether_hub_session *s)
+/* One connection attempt; *accepted: the hub accepted the CONNECT, whatever followed. */
+static tether_status connect_once(tether_hub_session *s, bool *accepted)
 {
     const tether_hub_config *cfg = s->cfg;
     s->attempts_ms[s->attempts_next] = tether_port_now_ms();
@@ -257,7 +258,7 @@ static tether_status connect_once(tether_hub_session *s)
         count = 4;
     }
     if (st == TETHER_OK)
-        st = tether_session_mqtt_connect(&s->mqtt, s->tls, &co, 30000, f, count);
+        st = tether_session_mqtt_connect(&s->mqtt, s->tls, &co, 30000, f, count, accepted);
     if (st == TETHER_MQTT_CONNACK_BAD_CREDENTIALS || st == TETHER_MQTT_CONNACK_NOT_AUTHORIZED)
         st = TETHER_HUB_IDENTITY_REFUSED;
     /* The twin on every (re)connect: desired changes made while away are not pushed. A
@@ -276,6 +277,37 @@ static tether_status connect_once(tether_hub_session *s)
     s->failures = 0; /* the backoff goes on until the connection has proved healthy */
     s->stats.connects++;
     emit(s, TETHER_HUB_EVENT_CONNECTED);
+    return TETHER_OK;
+}
+
+/* Schedules the next connection attempt: the backoff's wait, within the per-minute cap. */
+static void schedule(tether_hub_session *s, tether_status cause)
+{
+    uint64_t now = tether_port_now_ms();
+    uint32_t delay = backoff_next(s, &s->backoff_attempt, &s->previous_delay);
+    s->retry_at_ms = within_cap(s, now + delay);
+    s->event.cause = cause;
+    s->event.wait_ms = (uint32_t)(s->retry_at_ms - now);
+    s->event.failures = s->failures;
+    emit(s, TETHER_HUB_EVENT_WAITING);
+}
+
+/* Paces the next attempt after one that failed. A connection the hub accepted and then
+ * dropped before it was set up ended early (the duplicate-identity sign); any other failure
+ * counts towards max_failures. */
+static tether_status after_failed_connect(tether_hub_session *s, tether_status st, bool accepted)
+{
+    if (accepted) {
+        s->early_drops++;
+        schedule(s, s->early_drops >= TETHER_HUB_EARLY_DROPS_NAMED
+                        ? TETHER_HUB_DROPPED_AFTER_CONNECT
+                        : st);
+        return TETHER_OK;
+    }
+    s->failures++;
+    if (s->failures >= s->cfg->max_failures)
+        return TETHER_HUB_UNREACHABLE;
+    schedule(s, st);
     return TETHER_OK;
 }
 
@@ -303,7 +335,14 @@ tether_status tether_hub_session_start(tether_hub_session *s, tether_tls *tls,
                                   on_message, s);
     if (st != TETHER_OK)
         return st;
-    return connect_once(s);
+    bool accepted = false;
+    st = connect_once(s, &accepted);
+    if (st != TETHER_OK && st != TETHER_HUB_IDENTITY_REFUSED &&
+        (accepted || tether_status_is_transient(st))) {
+        /* The hub may be restarting: process() goes on trying, paced like any reconnect. */
+        (void)after_failed_connect(s, st, accepted);
+    }
+    return st;
 }
 
 tether_status tether_hub_session_send(tether_hub_session *s, const uint8_t *payload, size_t len,
@@ -334,26 +373,13 @@ tether_status tether_hub_session_report(tether_hub_session *s, const char *json,
 {
     if (s == NULL || json == NULL)
         return TETHER_INVALID_ARGUMENT;
-    if (!s->connected)
-        return TETHER_MQTT_NOT_CONNECTED;
     if (len > sizeof s->report_json)
         return TETHER_BUFFER_TOO_SMALL;
     memcpy(s->report_json, json, len);
     s->report_len = len;
     memset(&s->report, 0, sizeof s->report);
-    return send_request(s, TETHER_HUB_REQUEST_REPORTED);
-}
-
-/* Schedules the next connection attempt: the backoff's wait, within the per-minute cap. */
-static void schedule(tether_hub_session *s, tether_status cause)
-{
-    uint64_t now = tether_port_now_ms();
-    uint32_t delay = backoff_next(s, &s->backoff_attempt, &s->previous_delay);
-    s->retry_at_ms = within_cap(s, now + delay);
-    s->event.cause = cause;
-    s->event.wait_ms = (uint32_t)(s->retry_at_ms - now);
-    s->event.failures = s->failures;
-    emit(s, TETHER_HUB_EVENT_WAITING);
+    /* Disconnected, it goes out with the next connection. */
+    return s->connected ? send_request(s, TETHER_HUB_REQUEST_REPORTED) : TETHER_OK;
 }
 
 /* Ends the connection. The backoff starts again from the first step only if it was healthy. */
@@ -384,14 +410,11 @@ static void lost(tether_hub_session *s, tether_status cause)
 /* One reconnection attempt when its time has come; schedules the next on failure. */
 static tether_status try_reconnect(tether_hub_session *s)
 {
-    tether_status st = connect_once(s);
+    bool accepted = false;
+    tether_status st = connect_once(s, &accepted);
     if (st == TETHER_OK || st == TETHER_HUB_IDENTITY_REFUSED)
         return st;
-    s->failures++;
-    if (s->failures >= s->cfg->max_failures)
-        return TETHER_HUB_UNREACHABLE;
-    schedule(s, st);
-    return TETHER_OK;
+    return after_failed_connect(s, st, accepted);
 }
 
 /* Sends again a request whose retry time has come. */

@@ -25,7 +25,8 @@ typedef struct server_script {
     uint8_t connack;              /* CONNACK return code */
     /* Close the connection this long after CONNACK (once the device is idle); 0: never. */
     uint64_t close_after_ms;
-    bool silent_pings; /* never answer PINGREQ */
+    bool close_at_connack; /* close right after an accepting CONNACK, before SUBACK */
+    bool silent_pings;     /* never answer PINGREQ */
     /* The server's answer to a PUBLISH from the device: queue it with peer_publish(). */
     void (*on_publish)(const char *topic, const uint8_t *payload, size_t len);
 } server_script;
@@ -160,7 +161,7 @@ static void server_handle(void)
             uint8_t ack[4] = {0x20, 0x02, 0x00, S.connack};
             peer_queue(ack, 4);
             connacks++;
-            if (S.connack != 0)
+            if (S.connack != 0 || S.close_at_connack)
                 P.closing = true;
             else if (S.close_after_ms)
                 P.close_at = clock_ms + S.close_after_ms;

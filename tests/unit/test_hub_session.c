@@ -232,6 +232,37 @@ static void refused_connack_backs_off_until_unreachable(void **state)
     assert_gaps_grow(1, connects - 1, 1);
 }
 
+/* The hub is down when the device starts: start() says so, and process() goes on trying with
+ * backoff, without counting towards reprovisioning sooner than max_failures. */
+static void a_failed_first_connect_is_retried_with_backoff(void **state)
+{
+    (void)state;
+    S.refuse_connect = TETHER_CONNECT_REFUSED;
+    assert_int_equal(tether_hub_session_start(&hub, &tls, &cfg), TETHER_CONNECT_REFUSED);
+    assert_int_equal(run_for(20000u), TETHER_OK);
+    assert_true(connects >= 4 && connects <= 6);
+    assert_gaps_grow(0, connects, 0);
+    S.refuse_connect = TETHER_OK;
+    assert_int_equal(run_for(60000u), TETHER_OK);
+    assert_int_equal(tether_hub_session_stats(&hub)->connects, 1);
+    assert_int_equal(requests_to("$iothub/twin/GET/", NULL, 0), 1);
+}
+
+/* Closed right after CONNACK, before the subscription is answered: the hub accepted the
+ * device, so it is an early drop (named), not a failed connect (no reprovisioning). */
+static void closed_before_suback_is_an_early_drop(void **state)
+{
+    (void)state;
+    cfg.max_failures = 3;
+    S.close_at_connack = true;
+    assert_int_equal(tether_hub_session_start(&hub, &tls, &cfg), TETHER_CONNECTION_CLOSED);
+    assert_int_equal(run_for(5 * 60000u), TETHER_OK);
+    assert_true(connects >= 6 && connects <= 15);
+    assert_gaps_grow(0, connects, 0);
+    assert_true(count_events(TETHER_HUB_EVENT_WAITING, TETHER_HUB_DROPPED_AFTER_CONNECT) >=
+                connects - 3);
+}
+
 /* Whatever the backoff options, never more than TETHER_HUB_CONNECTS_PER_MINUTE in 60 s. */
 static void attempts_per_minute_are_capped(void **state)
 {
@@ -342,6 +373,8 @@ int main(void)
         cmocka_unit_test_setup(keep_alive_timeouts_back_off, setup),
         cmocka_unit_test_setup(refused_connack_backs_off_until_unreachable, setup),
         cmocka_unit_test_setup(attempts_per_minute_are_capped, setup),
+        cmocka_unit_test_setup(a_failed_first_connect_is_retried_with_backoff, setup),
+        cmocka_unit_test_setup(closed_before_suback_is_an_early_drop, setup),
         cmocka_unit_test_setup(twin_throttled_then_answered, setup),
         cmocka_unit_test_setup(twin_refused_is_final, setup),
         cmocka_unit_test_setup(reported_patch_retried_after_5xx, setup),
