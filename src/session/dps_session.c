@@ -282,7 +282,10 @@ tether_status tether_dps_register(tether_dps_session *s, tether_tls *tls,
                     break;
                 }
                 /* Assigning: poll when the server says, or at the default interval. */
-                delay = server_delay ? s->response.retry_after_s * 1000u : cfg->default_poll_ms;
+                uint64_t asked = (uint64_t)s->response.retry_after_s * 1000u;
+                delay = !server_delay        ? cfg->default_poll_ms
+                        : asked > UINT32_MAX ? UINT32_MAX
+                                             : (uint32_t)asked;
                 attempt = 0;
                 retry = false;
             } else if (!tether_dps_response_is_retriable(code)) {
@@ -314,22 +317,22 @@ tether_status tether_dps_register(tether_dps_session *s, tether_tls *tls,
             delay = TETHER_DPS_MIN_REQUEST_INTERVAL_MS; /* DPS: at most 5 requests in 10 s */
         previous_delay = delay;
         uint64_t now = tether_port_now_ms();
+        bool past_deadline = now + delay > deadline;
+        if (past_deadline && !server_delay) /* our own backoff: wait what is left */
+            delay = now < deadline ? (uint32_t)(deadline - now) : 0;
         p->wait_ms = delay;
         p->server_retry_after = server_delay;
         p->cause = st;
         p->attempt = attempt;
         report(s, TETHER_DPS_EVENT_WAITING);
-        if (now + delay > deadline) {
-            if (server_delay) {
-                /* Asking again sooner would not be honouring it; waiting would only fail later. */
-                snprintf(result->error_message, sizeof result->error_message,
-                         "DPS asked to retry after %u s, past the deadline (%u s left)",
-                         (unsigned)s->response.retry_after_s,
-                         (unsigned)(now < deadline ? (deadline - now) / 1000u : 0u));
-                st = TETHER_DPS_DEADLINE_EXCEEDED;
-                break;
-            }
-            delay = now < deadline ? (uint32_t)(deadline - now) : 0;
+        if (past_deadline && server_delay) {
+            /* Asking again sooner would not be honouring it; waiting would only fail later. */
+            snprintf(result->error_message, sizeof result->error_message,
+                     "DPS asked to retry after %u s, past the deadline (%u s left)",
+                     (unsigned)s->response.retry_after_s,
+                     (unsigned)(now < deadline ? (deadline - now) / 1000u : 0u));
+            st = TETHER_DPS_DEADLINE_EXCEEDED;
+            break;
         }
         (void)pump(s, delay, false, &connected);
         if (!connected)

@@ -216,6 +216,16 @@ static void retry_after_past_the_deadline_stops_with_the_reason(void **state)
     assert_true(shown);
 }
 
+/* The largest retry-after the topic can carry, on a 202: no overflow into a short wait. */
+static void huge_retry_after_is_not_cut_short(void **state)
+{
+    (void)state;
+    add(202, "&retry-after=4294967295", "assigning");
+    assert_int_equal(run(), TETHER_DPS_DEADLINE_EXCEEDED);
+    assert_int_equal(nrequests, 1);
+    assert_non_null(strstr(result.error_message, "retry after 4294967295 s"));
+}
+
 /* Other 4xx are final: one request, a named status. */
 static void other_client_errors_are_final(void **state)
 {
@@ -253,6 +263,7 @@ int main(void)
         cmocka_unit_test_setup(throttled_and_server_errors_are_retried, setup),
         cmocka_unit_test_setup(large_retry_after_within_the_deadline_is_waited, setup),
         cmocka_unit_test_setup(retry_after_past_the_deadline_stops_with_the_reason, setup),
+        cmocka_unit_test_setup(huge_retry_after_is_not_cut_short, setup),
         cmocka_unit_test_setup(other_client_errors_are_final, setup),
         cmocka_unit_test_setup(lost_connections_are_retried_with_backoff, setup),
     };
