@@ -39,6 +39,13 @@ def publish(topic, payload=b"", qos=0, packet_id=0):
     return packet(0x30 | (qos << 1), body + payload)
 
 
+def most_in_window(times, window):
+    """The most of times (seconds) that fall in any window of that many seconds."""
+    times = sorted(times)
+    return max((sum(1 for u in times[i:] if u < t + window) for i, t in enumerate(times)),
+               default=0)
+
+
 def _rid(topic):
     q = topic.split("?", 1)[1] if "?" in topic else ""
     for part in q.split("&"):

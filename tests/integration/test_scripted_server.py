@@ -12,7 +12,7 @@ import time
 import pytest
 
 from conftest import TETHER, finish, free_port, run_json, tether
-from scripted_server import ScriptedServer
+from scripted_server import ScriptedServer, most_in_window
 
 SCOPE = "0ne00000001"
 KEY = "c2NyaXB0ZWQtc2VydmVyLXRlc3Qta2V5LTAxMjM0NTY="
@@ -45,12 +45,6 @@ def start_run(server, pki, state, *extra):
 
 def events_of(out):
     return [json.loads(line) for line in out.splitlines() if line.strip().startswith("{")]
-
-
-def most_in_window(times, window):
-    times = sorted(times)
-    return max((sum(1 for u in times[i:] if u < t + window) for i, t in enumerate(times)),
-               default=0)
 
 
 def assert_waits_grow(starts, lasted):
