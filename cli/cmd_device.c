@@ -443,6 +443,17 @@ static void on_event(void *context, const tether_hub_event *e)
             printf("{\"event\":\"connected\"}\n");
         else if (e->kind == TETHER_HUB_EVENT_DISCONNECTED)
             printf("{\"event\":\"disconnected\",\"cause\":\"%s\"}\n", tether_status_name(e->cause));
+        else if (e->kind == TETHER_HUB_EVENT_WAITING)
+            printf("{\"event\":\"waiting\",\"cause\":\"%s\",\"wait_ms\":%u}\n",
+                   tether_status_name(e->cause), (unsigned)e->wait_ms);
+        else if (e->kind == TETHER_HUB_EVENT_REQUEST_FAILED)
+            printf("{\"event\":\"request_failed\",\"request\":\"%s\",\"status\":%u,"
+                   "\"cause\":\"%s\",\"retry_in_ms\":%u}\n",
+                   e->request == TETHER_HUB_REQUEST_TWIN ? "twin" : "reported", (unsigned)e->status,
+                   tether_status_name(e->cause), (unsigned)e->wait_ms);
+        else if (e->kind == TETHER_HUB_EVENT_DISCARDED)
+            printf("{\"event\":\"discarded\",\"size\":%zu,\"buffer_size\":%zu}\n", e->size,
+                   e->buffer_size);
         fflush(stdout);
         return;
     }
@@ -454,8 +465,24 @@ static void on_event(void *context, const tether_hub_event *e)
         printf("connection lost: %s; reconnecting\n", tether_status_name(e->cause));
         break;
     case TETHER_HUB_EVENT_WAITING:
-        printf("  reconnect failed (%s); next try in %.1f s (%u failed)\n",
-               tether_status_name(e->cause), (double)e->wait_ms / 1000.0, (unsigned)e->failures);
+        if (e->cause == TETHER_HUB_DROPPED_AFTER_CONNECT)
+            printf("  %s: %s (%s); next try in %.1f s\n", tether_status_name(e->cause),
+                   tether_status_message(e->cause), tether_status_hint(e->cause),
+                   (double)e->wait_ms / 1000.0);
+        else if (e->failures > 0)
+            printf("  reconnect failed (%s); next try in %.1f s (%u failed)\n",
+                   tether_status_name(e->cause), (double)e->wait_ms / 1000.0,
+                   (unsigned)e->failures);
+        else
+            printf("  next try in %.1f s\n", (double)e->wait_ms / 1000.0);
+        break;
+    case TETHER_HUB_EVENT_REQUEST_FAILED:
+        printf("%s: %u %s (%s)", e->request == TETHER_HUB_REQUEST_TWIN ? "twin" : "reported patch",
+               (unsigned)e->status, tether_status_message(e->cause), tether_status_name(e->cause));
+        if (e->wait_ms > 0)
+            printf("; retrying in %.1f s\n", (double)e->wait_ms / 1000.0);
+        else
+            printf("; not retried\n");
         break;
     case TETHER_HUB_EVENT_TOKEN_RENEWAL:
         printf("renewing the SAS token: reconnecting\n");
@@ -464,8 +491,9 @@ static void on_event(void *context, const tether_hub_event *e)
         printf("reported properties stored (twin version %llu)\n", (unsigned long long)e->version);
         break;
     case TETHER_HUB_EVENT_DISCARDED:
-        printf("warning: a %zu-byte message was discarded (receive buffer %d)\n", e->size,
-               TETHER_HUB_RX_LEN);
+        printf("warning: a %zu-byte message was dropped: larger than the receive buffer (%zu "
+               "bytes); acknowledged, so the hub does not send it again\n",
+               e->size, e->buffer_size);
         break;
     }
     fflush(stdout);
@@ -530,8 +558,15 @@ static int run_hub(device *d, const cli_args *a, bool send_only)
         cfg.connect_to = dial[0] ? dial : NULL;
         cfg.port = dial[0] ? dial_port : 8883;
         st = tether_hub_session_start(&hub, &d->conn.tls, &cfg);
-        if ((st == TETHER_HUB_IDENTITY_REFUSED || tether_status_is_transient(st)) &&
-            !reprovisioned) {
+        if (tether_status_is_transient(st)) {
+            /* The hub may be restarting: the session goes on with backoff, and the device
+             * registers again only if the hub stays unreachable (HUB_UNREACHABLE below). */
+            if (!d->json)
+                printf("hub connect failed (%s): reconnecting with backoff\n",
+                       tether_status_name(st));
+            st = TETHER_OK;
+        }
+        if (st == TETHER_HUB_IDENTITY_REFUSED && !reprovisioned) {
             if (!d->json)
                 printf("the hub did not take the stored identity (%s): registering again\n",
                        tether_status_name(st));

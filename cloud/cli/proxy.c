@@ -20,7 +20,7 @@
 static const char proxy_usage[] =
     "usage: tether cloud proxy --listen PORT --to HOST:PORT [--close-after-client-hello]\n"
     "                          [--cut-after N [--direction up|down]] [--delay MS]\n"
-    "                          [--reset-after MS]\n"
+    "                          [--reset-after MS] [--random SEED]\n"
     "\n"
     "Listens on 127.0.0.1:PORT and forwards each connection to HOST:PORT, breaking it on\n"
     "purpose:\n"
@@ -30,6 +30,9 @@ static const char proxy_usage[] =
     "                              (up: device to cloud, down: cloud to device; default down)\n"
     "  --delay MS                  hold every chunk MS milliseconds before forwarding it\n"
     "  --reset-after MS            reset both sides (TCP RST) MS milliseconds after accept\n"
+    "  --random SEED               each connection draws its own fault from SEED: a reset\n"
+    "                              after 3-45 s, a cut after 256 B-16 KB up or down, or\n"
+    "                              0-50 ms of delay per chunk and a reset after 10-45 s\n"
     "Runs until interrupted; logs one line per connection on stderr.\n";
 
 struct proxy_opts {
@@ -40,7 +43,29 @@ struct proxy_opts {
     bool cut_down;
     long delay_ms;
     long reset_after_ms;
+    long random_seed; /* < 0: none */
 };
+
+/* One connection's fault, drawn from the seed and the connection number (soak tests). */
+static void draw_fault(struct proxy_opts *o, int id)
+{
+    srand((unsigned)(o->random_seed * 7919 + id));
+    switch (rand() % 3) {
+    case 0:
+        o->reset_after_ms = 3000 + rand() % 42000;
+        break;
+    case 1:
+        o->cut_after = 256 + rand() % (16 * 1024);
+        o->cut_down = rand() % 2 == 0;
+        break;
+    default:
+        o->delay_ms = rand() % 51;
+        o->reset_after_ms = 10000 + rand() % 35000;
+        break;
+    }
+    fprintf(stderr, "proxy #%d: fault reset-after %ld cut-after %ld %s delay %ld\n", id,
+            o->reset_after_ms, o->cut_after, o->cut_down ? "down" : "up", o->delay_ms);
+}
 
 static void sleep_ms(long ms)
 {
@@ -199,6 +224,7 @@ int cmd_proxy(int argc, char **argv)
     const char *direction = arg_opt(&a, "--direction");
     const char *delay = arg_opt(&a, "--delay");
     const char *reset_after = arg_opt(&a, "--reset-after");
+    const char *random_seed = arg_opt(&a, "--random");
     struct proxy_opts o;
     memset(&o, 0, sizeof o);
     o.close_after_hello = arg_flag(&a, "--close-after-client-hello");
@@ -223,6 +249,7 @@ int cmd_proxy(int argc, char **argv)
     }
     o.delay_ms = delay != NULL ? atol(delay) : 0;
     o.reset_after_ms = reset_after != NULL ? atol(reset_after) : 0;
+    o.random_seed = random_seed != NULL ? atol(random_seed) : -1;
     int port = atoi(listen_port);
     if (port <= 0 || port > 65535) {
         return fail("--listen must be a port number");
@@ -253,6 +280,9 @@ int cmd_proxy(int argc, char **argv)
         pid_t pid = fork();
         if (pid == 0) {
             close(ls);
+            if (o.random_seed >= 0) {
+                draw_fault(&o, id);
+            }
             serve(c, &o, id);
             _exit(0);
         }

@@ -9,6 +9,17 @@
  * and stop on a final answer or the overall deadline. Every step is reported to an optional
  * progress callback, so a command can say what it waits for.
  *
+ * Pacing (each request is a register or a poll; DPS allows a device at most 5 status polls
+ * in 10 s, design/PROTOCOL.md "DPS"): requests are at least ::TETHER_DPS_MIN_REQUEST_INTERVAL_MS (2
+ * s) apart, whatever the server says, so never more than 5 in any 10 s. While assigning (202), the
+ * next poll comes after the server's retry-after, or after default_poll_ms (3 s) when it gives none
+ * or 0. A 429 or 5xx is retried after the server's retry-after, or with exponential backoff and
+ * jitter when it gives none or 0; any other 4xx is final (401: ::TETHER_DPS_UNAUTHORIZED, else
+ * ::TETHER_DPS_REQUEST_REFUSED). A retry-after is honoured however large: the WAITING event
+ * carries it (server_retry_after, wait_ms); if it reaches past the deadline, the registration
+ * stops at once with ::TETHER_DPS_DEADLINE_EXCEEDED and says so in the result's
+ * error_message, rather than asking sooner than the server allowed.
+ *
  * All memory is the caller's: the ::tether_dps_session holds the MQTT buffers (sizes below),
  * the ::tether_tls holds mbedTLS's state.
  *
@@ -46,6 +57,10 @@ extern "C" {
 #ifndef TETHER_DPS_RX_LEN
 /** Largest incoming DPS packet: an assignment with its custom allocation payload. */
 #define TETHER_DPS_RX_LEN 2048
+#endif
+#ifndef TETHER_DPS_MIN_REQUEST_INTERVAL_MS
+/** The shortest time between two DPS requests (2 s: at most 5 in any 10 s). */
+#define TETHER_DPS_MIN_REQUEST_INTERVAL_MS 2000u
 #endif
 #ifndef TETHER_DPS_PAYLOAD_MAX
 /** Largest custom allocation payload kept in the result. */
@@ -87,7 +102,7 @@ typedef struct tether_dps_config {
     const char *payload; /**< Custom JSON sent with the registration; NULL for none. */
     uint32_t timeout_ms; /**< Overall deadline; default 120 s. */
     uint32_t response_timeout_ms; /**< Wait for one response; default 30 s. */
-    uint32_t default_poll_ms;     /**< Poll interval when DPS gives no retry-after; 3 s. */
+    uint32_t default_poll_ms;     /**< Poll interval when DPS gives no retry-after (or 0); 3 s. */
     tether_backoff_options backoff;
     tether_tls_options tls; /**< Timeouts, fragment length...; host and port are set here. */
     void (*on_progress)(void *context, const tether_dps_progress *progress);

@@ -11,6 +11,30 @@
  * loss reconnects with capped exponential backoff and jitter, never in a tight loop; the twin
  * is fetched again on every reconnect and QoS 1 messages not yet acknowledged are sent again.
  *
+ * Reconnects, whatever ended the connection (a transport error, a close by the hub, a
+ * keep-alive timeout, a refused CONNACK, a failed connect), are paced the same way, because a
+ * fleet multiplies them (with the defaults):
+ * - the wait before attempt n (n = 0, 1, ...) is uniform in [b/2, b] with
+ *   b = min(60 s, 1 s * 2^n) ("equal jitter": it grows with every attempt and spreads a fleet);
+ * - n goes back to 0 only after a connection stayed up ::TETHER_HUB_HEALTHY_MS (60 s): a
+ *   connection that the hub accepts and then drops does not reset it;
+ * - never more than ::TETHER_HUB_CONNECTS_PER_MINUTE (10) connection attempts in any 60 s,
+ *   token renewals included, whatever the backoff options say;
+ * - when ::TETHER_HUB_EARLY_DROPS_NAMED connections in a row end within
+ *   ::TETHER_HUB_EARLY_DROP_MS of their CONNACK, the WAITING event's cause is
+ *   ::TETHER_HUB_DROPPED_AFTER_CONNECT: typically another client is using this device identity
+ *   (the hub keeps one connection per device and drops the older one).
+ * Together: at most 6 attempts in the first minute after a loss, then one every 30 to 60 s.
+ *
+ * Requests that get a status (the twin GET, a reported patch): 429 and 5xx are retried with
+ * the same backoff (a REQUEST_FAILED event each time, cause ::TETHER_HUB_THROTTLED or
+ * ::TETHER_HUB_SERVER_ERROR, with the status and the wait); any other 4xx is final
+ * (::TETHER_HUB_REQUEST_REFUSED). A patch not yet stored is sent again after a reconnect.
+ *
+ * A message larger than the receive buffer is dropped, and the application is told (a
+ * DISCARDED event with its size and the buffer size); at QoS 1 it is still acknowledged, so
+ * the hub does not deliver it again on every reconnect.
+ *
  * Telemetry at QoS 1 goes through a bounded queue in the session (the MQTT client's store):
  * when it is full, tether_hub_session_send() says so (::TETHER_HUB_QUEUE_FULL) and nothing is
  * dropped silently. Messages queued while disconnected go out on the next connection.
@@ -62,6 +86,22 @@ extern "C" {
 /** QoS 1 messages kept until acknowledged. */
 #define TETHER_HUB_QUEUE_SLOTS 16
 #endif
+#ifndef TETHER_HUB_REPORT_LEN
+/** Largest reported patch: the session keeps a copy until the hub stores it, to resend it. */
+#define TETHER_HUB_REPORT_LEN 1024
+#endif
+#ifndef TETHER_HUB_HEALTHY_MS
+/** A connection up this long resets the reconnect backoff. */
+#define TETHER_HUB_HEALTHY_MS 60000u
+#endif
+#ifndef TETHER_HUB_CONNECTS_PER_MINUTE
+/** Hard cap on connection attempts in any 60 s window. */
+#define TETHER_HUB_CONNECTS_PER_MINUTE 10
+#endif
+/** A connection that ends sooner than this after its CONNACK ended early... */
+#define TETHER_HUB_EARLY_DROP_MS 10000u
+/** ...and this many early ends in a row are named ::TETHER_HUB_DROPPED_AFTER_CONNECT. */
+#define TETHER_HUB_EARLY_DROPS_NAMED 3u
 
 /** What the event callback is told. */
 typedef enum tether_hub_event_kind {
@@ -70,16 +110,32 @@ typedef enum tether_hub_event_kind {
     TETHER_HUB_EVENT_WAITING,       /**< Reconnecting after wait_ms. */
     TETHER_HUB_EVENT_TOKEN_RENEWAL, /**< Reconnecting with a fresh SAS token. */
     TETHER_HUB_EVENT_REPORTED,      /**< The hub stored a reported patch (version). */
-    TETHER_HUB_EVENT_DISCARDED      /**< A message too large for the receive buffer (size). */
+    /** A message too large for the receive buffer was dropped (size, buffer_size); a QoS 1
+     *  one is acknowledged all the same, so the hub does not send it again. */
+    TETHER_HUB_EVENT_DISCARDED,
+    /** A request got an error status (request, status, cause); wait_ms > 0: retried then. */
+    TETHER_HUB_EVENT_REQUEST_FAILED
 } tether_hub_event_kind;
+
+/** The requests of the session that get a status from the hub. */
+typedef enum tether_hub_request_kind {
+    TETHER_HUB_REQUEST_TWIN,    /**< `$iothub/twin/GET` */
+    TETHER_HUB_REQUEST_REPORTED /**< `$iothub/twin/PATCH/properties/reported` */
+} tether_hub_request_kind;
 
 typedef struct tether_hub_event {
     tether_hub_event_kind kind;
+    /** DISCONNECTED: what ended it. WAITING: what failed, or TETHER_HUB_DROPPED_AFTER_CONNECT
+     *  when connections keep ending right after CONNACK. REQUEST_FAILED: TETHER_HUB_THROTTLED,
+     *  TETHER_HUB_SERVER_ERROR or TETHER_HUB_REQUEST_REFUSED. */
     tether_status cause;
-    uint32_t wait_ms;
+    uint32_t wait_ms;  /**< WAITING, REQUEST_FAILED: before the next attempt; 0: none. */
     uint32_t failures; /**< Consecutive failed connection attempts. */
     uint64_t version;
-    size_t size;
+    size_t size;                     /**< DISCARDED: the message's packet size in bytes. */
+    size_t buffer_size;              /**< DISCARDED: the receive buffer, TETHER_HUB_RX_LEN. */
+    tether_hub_request_kind request; /**< REQUEST_FAILED. */
+    uint16_t status;                 /**< REQUEST_FAILED: the hub's status (429, 500, 404...). */
 } tether_hub_event;
 
 /** A cloud-to-device message. Views are valid during the callback only. */
@@ -100,8 +156,9 @@ typedef struct tether_hub_config {
     uint32_t sas_ttl_s;    /**< Token lifetime; renewed at 80 %. Default 3600. */
     const char *model_id;  /**< IoT Plug and Play model id, or NULL. */
     uint16_t keep_alive_s; /**< Default 240 (what the Azure SDKs use), at most 1177. */
-    /** Consecutive failed connects before TETHER_HUB_UNREACHABLE; default 10, about two
-     *  minutes with the default backoff, so a hub restart does not send a fleet to DPS. */
+    /** Consecutive failed connects before TETHER_HUB_UNREACHABLE; default 10, about three
+     *  to five minutes with the default backoff, so a hub restart does not send a fleet to
+     *  DPS. Connections that the hub accepts and then drops are not failed connects. */
     uint32_t max_failures;
     tether_backoff_options backoff;
     tether_tls_options tls;
@@ -130,7 +187,19 @@ typedef struct tether_hub_stats {
     uint32_t reported_acknowledged;
     uint32_t connects;
     uint32_t token_renewals;
+    uint32_t connect_attempts; /**< Successful or not. */
+    uint32_t twin_requests;    /**< Twin GETs sent. */
+    uint32_t report_requests;  /**< Reported patches sent, resends included. */
+    uint32_t discarded;        /**< Messages dropped as too large for the receive buffer. */
 } tether_hub_stats;
+
+/** A request that may have to be sent again. Private. */
+typedef struct tether_hub_request {
+    char rid[12];         /* of the request awaiting its answer; "" if none */
+    uint64_t retry_at_ms; /* when to send it again after a 429 or 5xx; 0 if not */
+    uint32_t attempt;     /* retries in a row, for the backoff */
+    uint32_t previous_ms;
+} tether_hub_request;
 
 /** The caller-owned session. Treat the fields as private. */
 typedef struct tether_hub_session {
@@ -140,8 +209,17 @@ typedef struct tether_hub_session {
     const tether_hub_config *cfg;
     bool connected;
     uint32_t failures;
+    uint32_t backoff_attempt; /* reconnects since the last healthy connection */
     uint32_t previous_delay;
+    uint32_t early_drops; /* connections in a row that ended right after CONNACK */
     uint32_t rid_counter;
+    uint64_t connected_at_ms;
+    uint64_t attempts_ms[TETHER_HUB_CONNECTS_PER_MINUTE]; /* ring of the last attempts */
+    uint32_t attempts_next;
+    uint32_t attempts_count;
+    tether_hub_request twin;
+    tether_hub_request report;
+    size_t report_len; /* of the patch in report_json not yet stored; 0 if none */
     tether_hub_identity id;
     uint64_t renew_at_ms; /* Monotonic time to renew the SAS token; 0 for X.509. */
     uint64_t retry_at_ms; /* Next connection attempt while disconnected. */
@@ -153,6 +231,7 @@ typedef struct tether_hub_session {
     char password[512];
     char topic[512];
     char response[1024];
+    char report_json[TETHER_HUB_REPORT_LEN];
     tether_mqtt_inflight slots[TETHER_HUB_QUEUE_SLOTS];
     /* The MQTT client's buffers last: only their start is ever taken. */
     uint8_t tx[TETHER_HUB_TX_LEN];
@@ -160,13 +239,18 @@ typedef struct tether_hub_session {
     uint8_t queue[TETHER_HUB_QUEUE_LEN];
 } tether_hub_session;
 
-/** Defaults: port 8883, keep-alive 240 s, token 3600 s, 10 failures, default backoff. */
+/** Defaults: port 8883, keep-alive 240 s, token 3600 s, 10 failures, backoff 1 s doubling to
+ *  60 s with equal jitter (backoff.h). */
 tether_hub_config tether_hub_config_default(void);
 
 /**
  * Connects for the first time, subscribes and asks for the twin.
  * @return TETHER_OK; TETHER_HUB_IDENTITY_REFUSED (CONNACK 4 or 5: reprovision); a TLS or MQTT
- *         status (see tether_tls_last_diag()); TETHER_CLOCK_NOT_SET for a SAS key.
+ *         status (see tether_tls_last_diag()); TETHER_CLOCK_NOT_SET for a SAS key. After a
+ *         transient status (tether_status_is_transient(): the hub restarting, the network)
+ *         the session is started all the same: tether_hub_session_process() goes on trying
+ *         with the reconnect backoff, and says TETHER_HUB_UNREACHABLE after max_failures, so
+ *         a hub hiccup at boot does not send the device back to DPS.
  */
 TETHER_MUST_USE tether_status tether_hub_session_start(tether_hub_session *session, tether_tls *tls,
                                                        const tether_hub_config *config);
@@ -182,7 +266,13 @@ TETHER_MUST_USE tether_status tether_hub_session_send(tether_hub_session *sessio
                                                       const tether_hub_property *properties,
                                                       size_t count, uint8_t qos);
 
-/** Sends a reported-properties patch (JSON); the hub's 204 arrives as a REPORTED event. */
+/**
+ * Sends a reported-properties patch (JSON); the hub's 204 arrives as a REPORTED event. The
+ * session keeps a copy until then: it is sent again after a 429 or 5xx (with backoff) and
+ * after a reconnect; given while disconnected, it goes out with the next connection. A new
+ * patch replaces one not yet stored.
+ * @return TETHER_BUFFER_TOO_SMALL above TETHER_HUB_REPORT_LEN bytes.
+ */
 TETHER_MUST_USE tether_status tether_hub_session_report(tether_hub_session *session,
                                                         const char *json, size_t len);
 

@@ -14,7 +14,11 @@
  *
  * An incoming packet larger than the receive buffer is discarded whole; the call returns
  * ::TETHER_MQTT_PACKET_TOO_LARGE once, with the size needed in tether_mqtt_client_last_needed(),
- * and the connection stays usable.
+ * and the connection stays usable. A discarded QoS 1 PUBLISH is acknowledged (PUBACK) once its
+ * last byte has passed, as long as its topic fits the receive buffer (else its packet id was
+ * never seen): unacknowledged, the server would send it again on every reconnect (MQTT 3.1.1
+ * section 4.4) and the client could never get past it. Dropping it is the application's to
+ * know, through the status above; the message is not delivered.
  *
  * @code
  * static uint8_t tx[1024], rx[1024], store[4096];
@@ -87,8 +91,9 @@ typedef struct tether_mqtt_stats {
     uint32_t acks_received;  /**< PUBACKs matched to an in-flight message. */
     uint32_t messages_received;
     uint32_t pings_sent;
-    uint32_t packets_discarded; /**< Incoming packets too large for the receive buffer. */
-    uint32_t packets_received;  /**< Incoming packets decoded and handled, of every type. */
+    uint32_t packets_discarded;      /**< Incoming packets too large for the receive buffer. */
+    uint32_t discarded_acknowledged; /**< Of them, QoS 1 messages acknowledged (PUBACK). */
+    uint32_t packets_received;       /**< Incoming packets decoded and handled, of every type. */
 } tether_mqtt_stats;
 
 /** The client. Treat the fields as private. */
@@ -101,7 +106,8 @@ typedef struct tether_mqtt_client {
     uint64_t last_rx_ms;
     uint64_t ping_sent_ms; /* 0 when no PINGREQ is outstanding. */
     size_t rx_have;
-    size_t skip_left; /* Bytes still to discard of an oversized packet. */
+    size_t skip_left;     /* Bytes still to discard of an oversized packet. */
+    uint16_t skip_ack_id; /* Its packet id to acknowledge once skipped; 0 for none. */
     size_t last_needed;
     size_t inflight_count;
     size_t store_used;

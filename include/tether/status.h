@@ -136,6 +136,10 @@ typedef enum tether_status {
     TETHER_HUB_IDENTITY_REFUSED,
     TETHER_HUB_UNREACHABLE,
     TETHER_HUB_QUEUE_FULL,
+    TETHER_HUB_DROPPED_AFTER_CONNECT,
+    TETHER_HUB_THROTTLED,
+    TETHER_HUB_SERVER_ERROR,
+    TETHER_HUB_REQUEST_REFUSED,
 
     TETHER_STATUS_COUNT /**< Not a status: the number of codes. */
 } tether_status;

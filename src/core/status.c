@@ -320,6 +320,23 @@ static const status_entry table[] = {
                                "the outbound queue is full: the message was not accepted",
                                "let the session run (acknowledgements free the queue) or give it "
                                "more memory; nothing was dropped"},
+    [TETHER_HUB_DROPPED_AFTER_CONNECT] = {"HUB_DROPPED_AFTER_CONNECT",
+                                          "the hub keeps closing the connection right after "
+                                          "accepting it",
+                                          "another client may be using this device identity: "
+                                          "the hub keeps one connection per device and drops "
+                                          "the older one; give each device its own identity"},
+    [TETHER_HUB_THROTTLED] = {"HUB_THROTTLED", "the hub throttled a request (429)",
+                              "nothing to do: tether retries with backoff; if it persists, the "
+                              "hub's operation quota is exhausted (tier, units)"},
+    [TETHER_HUB_SERVER_ERROR] = {"HUB_SERVER_ERROR",
+                                 "the hub answered a request with a server error (5xx)",
+                                 "nothing to do: tether retries with backoff; if it persists, "
+                                 "check the hub's health"},
+    [TETHER_HUB_REQUEST_REFUSED] = {"HUB_REQUEST_REFUSED",
+                                    "the hub refused a request (4xx other than 429)",
+                                    "the request is not retried: check the status in the "
+                                    "details (400: a malformed patch, 413: too large)"},
 };
 
 _Static_assert(sizeof table / sizeof table[0] == TETHER_STATUS_COUNT,
@@ -368,6 +385,8 @@ bool tether_status_is_transient(tether_status status)
     case TETHER_MQTT_CONNACK_TIMEOUT:
     case TETHER_MQTT_ACK_TIMEOUT:
     case TETHER_MQTT_NOT_CONNECTED:
+    case TETHER_HUB_THROTTLED:
+    case TETHER_HUB_SERVER_ERROR:
         return true;
     default:
         return false;

@@ -48,6 +48,7 @@ void tether_mqtt_client_connection_lost(tether_mqtt_client *client)
     client->connected = false;
     client->rx_have = 0;
     client->skip_left = 0;
+    client->skip_ack_id = 0;
     client->ping_sent_ms = 0;
 }
 
@@ -164,6 +165,23 @@ static tether_status handle(tether_mqtt_client *c, const tether_mqtt_packet *p)
     }
 }
 
+/* The packet id of a QoS 1 PUBLISH from its first bytes (0 if it is none, or if the buffered
+ * start does not reach the id): an oversized message is still acknowledged, else the server
+ * would deliver it again after every reconnect and the device could never get past it. */
+static uint16_t oversized_publish_id(const uint8_t *b, size_t have)
+{
+    if (have < 2 || (b[0] >> 4) != TETHER_MQTT_PUBLISH || ((b[0] >> 1) & 3u) != 1u)
+        return 0;
+    size_t h = 1;
+    while (h < have && h < 5 && (b[h] & 0x80u))
+        h++;
+    h++; /* past the last length byte */
+    if (have < h + 2)
+        return 0;
+    size_t at = h + 2 + ((size_t)b[h] << 8 | b[h + 1]);
+    return have < at + 2 ? 0 : (uint16_t)((unsigned)b[at] << 8 | b[at + 1]);
+}
+
 /* Dispatches every complete packet in the receive buffer. */
 static tether_status dispatch_buffered(tether_mqtt_client *c)
 {
@@ -175,6 +193,7 @@ static tether_status dispatch_buffered(tether_mqtt_client *c)
             if (used > c->cfg.rx_len) {
                 /* Everything buffered belongs to this packet: discard it as it streams in. */
                 c->last_needed = used;
+                c->skip_ack_id = oversized_publish_id(c->cfg.rx_buf, c->rx_have);
                 c->skip_left = used - c->rx_have;
                 c->rx_have = 0;
                 c->stats.packets_discarded++;
@@ -216,6 +235,14 @@ static tether_status receive_some(tether_mqtt_client *c)
         c->skip_left -= k;
         memmove(at, at + k, got - k);
         got -= k;
+        if (c->skip_left == 0 && c->skip_ack_id != 0) {
+            /* All of it has passed: acknowledge it, as received and dropped. */
+            tether_status st = send_ack(c, c->skip_ack_id);
+            c->skip_ack_id = 0;
+            if (st != TETHER_OK)
+                return st;
+            c->stats.discarded_acknowledged++;
+        }
     }
     c->rx_have += got;
     return dispatch_buffered(c);

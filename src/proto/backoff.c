@@ -5,7 +5,7 @@
 
 tether_backoff_options tether_backoff_options_default(void)
 {
-    tether_backoff_options o = {1000u, 60000u, 100u, TETHER_BACKOFF_FULL_JITTER};
+    tether_backoff_options o = {1000u, 60000u, 100u, TETHER_BACKOFF_FULL_JITTER, 0u};
     return o;
 }
 
@@ -32,9 +32,11 @@ uint32_t tether_backoff_delay_ms(const tether_backoff_options *options,
     if (step == NULL)
         return o.min_ms;
 
-    if (step->has_retry_after) {
+    if (step->has_retry_after && step->retry_after_s > 0) {
         uint64_t ms = (uint64_t)step->retry_after_s * 1000u;
-        return clamp(ms > UINT32_MAX ? UINT32_MAX : (uint32_t)ms, o.min_ms, o.cap_ms);
+        uint32_t most = o.retry_after_cap_ms ? o.retry_after_cap_ms : o.cap_ms;
+        return clamp(ms > UINT32_MAX ? UINT32_MAX : (uint32_t)ms, o.min_ms,
+                     most < o.min_ms ? o.min_ms : most);
     }
 
     uint32_t lo, hi;
@@ -47,8 +49,8 @@ uint32_t tether_backoff_delay_ms(const tether_backoff_options *options,
         uint64_t bound = o.base_ms;
         for (uint32_t i = 0; i < step->attempt && bound < o.cap_ms; i++)
             bound *= 2u;
-        lo = o.min_ms;
         hi = bound > o.cap_ms ? o.cap_ms : (uint32_t)bound;
+        lo = o.jitter == TETHER_BACKOFF_EQUAL_JITTER ? hi / 2u : o.min_ms;
     }
     if (lo > hi)
         lo = hi;

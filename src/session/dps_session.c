@@ -22,6 +22,7 @@ tether_dps_config tether_dps_config_default(void)
     c.response_timeout_ms = 30000;
     c.default_poll_ms = 3000;
     c.backoff = tether_backoff_options_default();
+    c.backoff.retry_after_cap_ms = UINT32_MAX; /* any retry-after; the deadline bounds it */
     c.tls = tether_tls_options_default();
     return c;
 }
@@ -116,7 +117,7 @@ static tether_status open_connection(tether_dps_session *s, tether_tls *tls)
         co.password_len = len;
     }
     tether_mqtt_filter f = {TETHER_DPS_RESPONSE_FILTER, strlen(TETHER_DPS_RESPONSE_FILTER), 1};
-    st = tether_session_mqtt_connect(&s->mqtt, tls, &co, cfg->response_timeout_ms, &f, 1);
+    st = tether_session_mqtt_connect(&s->mqtt, tls, &co, cfg->response_timeout_ms, &f, 1, NULL);
     if (st == TETHER_MQTT_CONNACK_BAD_CREDENTIALS || st == TETHER_MQTT_CONNACK_NOT_AUTHORIZED) {
         snprintf(s->result->error_message, sizeof s->result->error_message,
                  "DPS refused the MQTT connection (%s)", tether_status_name(st));
@@ -265,7 +266,8 @@ tether_status tether_dps_register(tether_dps_session *s, tether_tls *tls,
             p->operation = result->operation;
             report(s, TETHER_DPS_EVENT_RESPONSE);
             uint16_t code = s->response.status;
-            server_delay = s->response.has_retry_after;
+            /* retry-after=0 is no advice: the default interval or the backoff applies. */
+            server_delay = s->response.has_retry_after && s->response.retry_after_s > 0;
             if (code == 200 || code == 202) {
                 if (s->parse_status != TETHER_OK) {
                     st = s->parse_status;
@@ -280,7 +282,10 @@ tether_status tether_dps_register(tether_dps_session *s, tether_tls *tls,
                     break;
                 }
                 /* Assigning: poll when the server says, or at the default interval. */
-                delay = server_delay ? s->response.retry_after_s * 1000u : cfg->default_poll_ms;
+                uint64_t asked = (uint64_t)s->response.retry_after_s * 1000u;
+                delay = !server_delay        ? cfg->default_poll_ms
+                        : asked > UINT32_MAX ? UINT32_MAX
+                                             : (uint32_t)asked;
                 attempt = 0;
                 retry = false;
             } else if (!tether_dps_response_is_retriable(code)) {
@@ -308,15 +313,27 @@ tether_status tether_dps_register(tether_dps_session *s, tether_tls *tls,
                                         .retry_after_s = s->response.retry_after_s};
             delay = tether_backoff_delay_ms(&cfg->backoff, &step);
         }
+        if (delay < TETHER_DPS_MIN_REQUEST_INTERVAL_MS)
+            delay = TETHER_DPS_MIN_REQUEST_INTERVAL_MS; /* DPS: at most 5 requests in 10 s */
         previous_delay = delay;
         uint64_t now = tether_port_now_ms();
-        if (now + delay > deadline)
+        bool past_deadline = now + delay > deadline;
+        if (past_deadline && !server_delay) /* our own backoff: wait what is left */
             delay = now < deadline ? (uint32_t)(deadline - now) : 0;
         p->wait_ms = delay;
         p->server_retry_after = server_delay;
         p->cause = st;
         p->attempt = attempt;
         report(s, TETHER_DPS_EVENT_WAITING);
+        if (past_deadline && server_delay) {
+            /* Asking again sooner would not be honouring it; waiting would only fail later. */
+            snprintf(result->error_message, sizeof result->error_message,
+                     "DPS asked to retry after %u s, past the deadline (%u s left)",
+                     (unsigned)s->response.retry_after_s,
+                     (unsigned)(now < deadline ? (deadline - now) / 1000u : 0u));
+            st = TETHER_DPS_DEADLINE_EXCEEDED;
+            break;
+        }
         (void)pump(s, delay, false, &connected);
         if (!connected)
             tether_tls_close(tls);

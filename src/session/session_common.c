@@ -46,10 +46,13 @@ tether_status tether_session_tls_connect(tether_tls *tls, const tether_tls_optio
 
 tether_status tether_session_mqtt_connect(tether_mqtt_client *mqtt, tether_tls *tls,
                                           const tether_mqtt_connect_opts *opts, uint32_t timeout_ms,
-                                          const tether_mqtt_filter *filters, size_t count)
+                                          const tether_mqtt_filter *filters, size_t count,
+                                          bool *accepted)
 {
     tether_mqtt_client_set_transport(mqtt, tether_tls_transport(tls));
     tether_status st = tether_mqtt_client_connect(mqtt, opts, timeout_ms, NULL);
+    if (accepted)
+        *accepted = st == TETHER_OK;
     if (st == TETHER_OK)
         st = tether_mqtt_client_subscribe(mqtt, filters, count, timeout_ms, NULL);
     return st;

@@ -24,9 +24,11 @@ tether_status tether_session_tls_connect(tether_tls *tls, const tether_tls_optio
                                          const char *host, const char *connect_to, uint16_t port);
 
 /* MQTT over the TLS connection: CONNECT, then SUBSCRIBE to the count filters, each waiting up
- * to timeout_ms. The caller closes what it opened when this fails. */
+ * to timeout_ms. *accepted (if not NULL) tells whether the server accepted the CONNECT, even
+ * when what follows failed. The caller closes what it opened when this fails. */
 tether_status tether_session_mqtt_connect(tether_mqtt_client *mqtt, tether_tls *tls,
                                           const tether_mqtt_connect_opts *opts, uint32_t timeout_ms,
-                                          const tether_mqtt_filter *filters, size_t count);
+                                          const tether_mqtt_filter *filters, size_t count,
+                                          bool *accepted);
 
 #endif

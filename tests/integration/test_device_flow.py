@@ -139,6 +139,7 @@ def test_no_qos1_telemetry_lost_across_a_hub_restart(cloud, tmp_path, profile):
     cred = enroll(cloud, "x509-individual", f"dev-restart-{profile}")
     args = device_args(cloud, f"dev-restart-{profile}", cred, tmp_path / "s")
     assert run_json(bin_path, "register", *args)[0].returncode == 0
+    registered = cloud.registrations(f"dev-restart-{profile}")
     run = subprocess.Popen([str(bin_path), "run", *map(str, args), "--message", "m{n}",
                             "--count", "40", "--interval", "100", "--json"],
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -151,6 +152,9 @@ def test_no_qos1_telemetry_lost_across_a_hub_restart(cloud, tmp_path, profile):
     summary = json.loads(out.splitlines()[-1])
     assert summary["sent"] == 40 and summary["unacknowledged"] == 0
     assert summary["connects"] >= 2, out
+    # The hub came back: the device reconnected to it, with backoff, and did not go to DPS.
+    assert summary["registered"] is False, out
+    assert cloud.registrations(f"dev-restart-{profile}") == registered
     got = {m["payload"] for m in cloud.telemetry(f"dev-restart-{profile}", 40)}
     assert got == {f"m{n}" for n in range(1, 41)}
 

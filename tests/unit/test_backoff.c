@@ -62,6 +62,20 @@ static void decorrelated_jitter_grows_from_the_last_delay(void **state)
     assert_int_equal(delay(&o, 9, UINT32_MAX, UINT32_MAX), 60000);
 }
 
+static void equal_jitter_never_falls_below_half_the_bound(void **state)
+{
+    (void)state;
+    tether_backoff_options o = tether_backoff_options_default();
+    o.jitter = TETHER_BACKOFF_EQUAL_JITTER;
+    for (uint32_t attempt = 0; attempt < 40; attempt++) {
+        uint64_t bound = (uint64_t)1000 << (attempt < 20 ? attempt : 20);
+        if (bound > 60000)
+            bound = 60000;
+        assert_int_equal(delay(&o, attempt, 0, 0), bound / 2);
+        assert_int_equal(delay(&o, attempt, 0, UINT32_MAX), bound);
+    }
+}
+
 static void retry_after_wins_within_the_cap(void **state)
 {
     (void)state;
@@ -70,10 +84,15 @@ static void retry_after_wins_within_the_cap(void **state)
     assert_int_equal(tether_backoff_delay_ms(&o, &s), 3000);
     s.random = 0;
     assert_int_equal(tether_backoff_delay_ms(&o, &s), 3000);
-    s.retry_after_s = 0;
+    s.retry_after_s = 0; /* no advice: the exponential delay of attempt 7 (random 0) */
     assert_int_equal(tether_backoff_delay_ms(&o, &s), 100);
+    s.random = UINT32_MAX;
+    assert_int_equal(tether_backoff_delay_ms(&o, &s), 60000);
     s.retry_after_s = 3600;
     assert_int_equal(tether_backoff_delay_ms(&o, &s), 60000);
+    o.retry_after_cap_ms = UINT32_MAX; /* the caller bounds it by its own deadline */
+    assert_int_equal(tether_backoff_delay_ms(&o, &s), 3600000);
+    o.retry_after_cap_ms = 0;
     s.retry_after_s = UINT32_MAX;
     assert_int_equal(tether_backoff_delay_ms(&o, &s), 60000);
     o.cap_ms = UINT32_MAX;
@@ -83,12 +102,12 @@ static void retry_after_wins_within_the_cap(void **state)
 static void odd_options_are_read_sensibly(void **state)
 {
     (void)state;
-    tether_backoff_options o = {0, 50, 200, TETHER_BACKOFF_FULL_JITTER};
+    tether_backoff_options o = {0, 50, 200, TETHER_BACKOFF_FULL_JITTER, 0};
     assert_int_equal(delay(&o, 0, 0, UINT32_MAX), 200); /* cap below the floor: the floor */
-    o = (tether_backoff_options){0, 1000, 0, TETHER_BACKOFF_FULL_JITTER};
+    o = (tether_backoff_options){0, 1000, 0, TETHER_BACKOFF_FULL_JITTER, 0};
     assert_int_equal(delay(&o, 0, 0, UINT32_MAX), 1); /* base 0 counts as 1 */
     assert_int_equal(delay(&o, 4, 0, UINT32_MAX), 16);
-    o = (tether_backoff_options){UINT32_MAX, UINT32_MAX, 0, TETHER_BACKOFF_FULL_JITTER};
+    o = (tether_backoff_options){UINT32_MAX, UINT32_MAX, 0, TETHER_BACKOFF_FULL_JITTER, 0};
     assert_int_equal(delay(&o, 31, 0, UINT32_MAX), UINT32_MAX);
 }
 
@@ -98,6 +117,7 @@ int main(void)
         cmocka_unit_test(defaults),
         cmocka_unit_test(full_jitter_spans_the_exponential_bound),
         cmocka_unit_test(decorrelated_jitter_grows_from_the_last_delay),
+        cmocka_unit_test(equal_jitter_never_falls_below_half_the_bound),
         cmocka_unit_test(retry_after_wins_within_the_cap),
         cmocka_unit_test(odd_options_are_read_sensibly),
     };

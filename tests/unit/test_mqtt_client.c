@@ -281,6 +281,32 @@ static void oversized_packet_is_discarded_and_the_stream_goes_on(void **state)
     assert_int_equal(tether_mqtt_client_get_stats(&client)->packets_discarded, 1);
 }
 
+static void oversized_qos1_message_is_acknowledged_once_skipped(void **state)
+{
+    (void)state;
+    queue_connack(0);
+    assert_int_equal(connect_with(60), TETHER_OK);
+    /* A 300-byte QoS 1 PUBLISH (topic "b", packet id 0x1234) into a 256-byte buffer. */
+    uint8_t big[303] = {0x32, 0xAC, 0x02, 0x00, 0x01, 'b', 0x12, 0x34};
+    queue(big, sizeof big);
+    P.recv_chunk = 100;
+    size_t before = P.from_len;
+    assert_int_equal(tether_mqtt_client_process(&client, 1000), TETHER_MQTT_PACKET_TOO_LARGE);
+    assert_int_equal(tether_mqtt_client_process(&client, 1000), TETHER_OK);
+    assert_int_equal(messages, 0); /* dropped, not delivered */
+    /* One PUBACK for it, after its last byte, and nothing else. */
+    assert_int_equal(P.from_len, before + 4);
+    const uint8_t puback[] = {0x40, 0x02, 0x12, 0x34};
+    assert_memory_equal(P.from_client + before, puback, 4);
+    assert_int_equal(tether_mqtt_client_get_stats(&client)->discarded_acknowledged, 1);
+    /* A QoS 0 one is not acknowledged. */
+    uint8_t big0[303] = {0x30, 0xAC, 0x02, 0x00, 0x01, 'b'};
+    queue(big0, sizeof big0);
+    assert_int_equal(tether_mqtt_client_process(&client, 1000), TETHER_MQTT_PACKET_TOO_LARGE);
+    assert_int_equal(tether_mqtt_client_process(&client, 1000), TETHER_OK);
+    assert_int_equal(P.from_len, before + 4);
+}
+
 static void keepalive_pings_and_detects_a_dead_link(void **state)
 {
     (void)state;
@@ -326,6 +352,7 @@ int main(void)
         cmocka_unit_test_setup(full_store_says_so_and_sends_nothing, setup),
         cmocka_unit_test_setup(incoming_qos1_is_delivered_and_acknowledged, setup),
         cmocka_unit_test_setup(oversized_packet_is_discarded_and_the_stream_goes_on, setup),
+        cmocka_unit_test_setup(oversized_qos1_message_is_acknowledged_once_skipped, setup),
         cmocka_unit_test_setup(keepalive_pings_and_detects_a_dead_link, setup),
         cmocka_unit_test_setup(malformed_input_ends_the_connection, setup),
     };
