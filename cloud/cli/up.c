@@ -21,11 +21,19 @@
 
 static const char up_usage[] =
     "usage: tether cloud up [--dir D] [--port 8883] [--foreground] [--retry-after S] [--json]\n"
+    "                       [--server-shape azure-rsa|azure-ecc|compact]\n"
+    "                       [--hub-fragment-length ignore|honour]\n"
     "\n"
     "Writes D/mosquitto.conf, makes the PKI if absent, starts Mosquitto with the tether\n"
     "plugin on 127.0.0.1 (TLS; client certificates requested, optional), waits until it\n"
     "answers and prints the endpoint, id scope and CA file. --retry-after sets the seconds\n"
-    "DPS asks devices to wait before polling (default 1). The port is remembered.\n";
+    "DPS asks devices to wait before polling (default 1). The port is remembered.\n"
+    "--server-shape: the chain the server presents (default azure-rsa: RSA-2048 leaf of\n"
+    "Azure's size under an RSA-4096 issuing CA and a DigiCert G2-shaped root; azure-ecc:\n"
+    "P-384 chain under a G3-shaped root, ECDSA suites only; compact: two small EC\n"
+    "certificates). DPS ignores the TLS max_fragment_length extension as Azure's does;\n"
+    "--hub-fragment-length honour makes hubs negotiate it (IoT Hub's preview). Both are\n"
+    "remembered.\n";
 static const char down_usage[] = "usage: tether cloud down [--dir D]\n\nStops the broker.\n";
 static const char status_usage[] =
     "usage: tether cloud status [--dir D] [--json]\n\n"
@@ -135,6 +143,8 @@ static void print_endpoint(const char *dir, sqlite3 *db, bool json, long pid)
 {
     char *scope = tc_reg_meta_get(db, "id_scope");
     char *port = tc_reg_meta_get(db, "port");
+    char *shape = tc_reg_meta_get(db, "server_shape");
+    char *mfl = tc_reg_meta_get(db, "hub_mfl");
     char abs[PATH_MAX];
     char ca[PATH_MAX + 16];
     if (realpath(dir, abs) == NULL) {
@@ -160,6 +170,8 @@ static void print_endpoint(const char *dir, sqlite3 *db, bool json, long pid)
         cJSON_AddStringToObject(o, "address", "127.0.0.1");
         cJSON_AddStringToObject(o, "idScope", scope != NULL ? scope : "");
         cJSON_AddStringToObject(o, "caFile", ca);
+        cJSON_AddStringToObject(o, "serverShape", shape != NULL ? shape : "azure-rsa");
+        cJSON_AddStringToObject(o, "hubFragmentLength", mfl != NULL ? mfl : "ignore");
         cJSON *ha = cJSON_AddArrayToObject(o, "hubs");
         cJSON *h;
         cJSON_ArrayForEach(h, hubs)
@@ -180,6 +192,9 @@ static void print_endpoint(const char *dir, sqlite3 *db, bool json, long pid)
         printf("  DPS endpoint  localhost:%s (127.0.0.1)\n", port != NULL ? port : "8883");
         printf("  id scope      %s\n", scope != NULL ? scope : "?");
         printf("  CA file       %s\n", ca);
+        printf("  server shape  %s (hubs %s max_fragment_length; DPS ignores it)\n",
+               shape != NULL ? shape : "azure-rsa",
+               mfl != NULL && strcmp(mfl, "honour") == 0 ? "honour" : "ignore");
         cJSON *h;
         cJSON_ArrayForEach(h, hubs)
         {
@@ -192,6 +207,8 @@ static void print_endpoint(const char *dir, sqlite3 *db, bool json, long pid)
     cJSON_Delete(hubs);
     free(scope);
     free(port);
+    free(shape);
+    free(mfl);
 }
 
 static void tail_log(const char *dir)
@@ -206,6 +223,16 @@ static void tail_log(const char *dir)
     size_t start = len > 1200 ? len - 1200 : 0;
     fprintf(stderr, "last lines of %s:\n%s", p, log + start);
     free(log);
+}
+
+/* The shim reads which listeners honour max_fragment_length (cloud/shim/tls_shim.c). */
+static void hub_fragment_env(const char *dir)
+{
+    sqlite3 *db = open_registry(dir);
+    char *mfl = db != NULL ? tc_reg_meta_get(db, "hub_mfl") : NULL;
+    setenv("TETHER_CLOUD_HUB_MFL", mfl != NULL ? mfl : "ignore", 1);
+    free(mfl);
+    tc_reg_close(db);
 }
 
 static int start(const char *dir, int port, bool foreground, bool json, bool quiet)
@@ -229,6 +256,7 @@ static int start(const char *dir, int port, bool foreground, bool json, bool qui
         return fail("port %d on 127.0.0.1 is already in use; choose another with --port", port);
     }
     setenv("LD_PRELOAD", shim, 1);
+    hub_fragment_env(dir);
     if (foreground) {
         char pidp[4096];
         char pid_text[32];
@@ -277,6 +305,7 @@ static int start(const char *dir, int port, bool foreground, bool json, bool qui
     int status = 0;
     waitpid(child, &status, 0);
     unsetenv("LD_PRELOAD");
+    unsetenv("TETHER_CLOUD_HUB_MFL");
     if (WIFEXITED(status) && WEXITSTATUS(status) == 127) {
         return fail("cannot run mosquitto (install the mosquitto package)");
     }
@@ -313,12 +342,20 @@ int cmd_up(int argc, char **argv)
     const char *dir = cloud_dir(&a);
     const char *port_text = arg_opt(&a, "--port");
     const char *retry = arg_opt(&a, "--retry-after");
+    const char *shape = arg_opt(&a, "--server-shape");
+    const char *hub_mfl = arg_opt(&a, "--hub-fragment-length");
     bool foreground = arg_flag(&a, "--foreground");
     bool json = arg_flag(&a, "--json");
     const char *pos[1];
     int n;
     if (args_finish(&a, pos, 0, &n) != 0) {
         return 2;
+    }
+    if (shape != NULL && !pki_shape_valid(shape)) {
+        return fail("--server-shape must be azure-rsa, azure-ecc or compact");
+    }
+    if (hub_mfl != NULL && strcmp(hub_mfl, "ignore") != 0 && strcmp(hub_mfl, "honour") != 0) {
+        return fail("--hub-fragment-length must be ignore or honour");
     }
     if (ensure_dir(dir) != 0 || pki_ensure(dir, json) != 0) {
         return 1;
@@ -341,6 +378,12 @@ int cmd_up(int argc, char **argv)
             return fail("--retry-after must be 0..3600 seconds");
         }
         tc_reg_meta_set(db, "retry_after", retry);
+    }
+    if (shape != NULL) {
+        tc_reg_meta_set(db, "server_shape", shape);
+    }
+    if (hub_mfl != NULL) {
+        tc_reg_meta_set(db, "hub_mfl", hub_mfl);
     }
     long pid = cloud_pid(dir);
     if (pid > 0) {

@@ -21,10 +21,25 @@
  * once (a fleet after an outage, bench/load) overflows it, and the kernel drops the
  * handshakes' last ACK: those devices wait out TCP retransmissions (1 s, then 3 s...). listen()
  * is interposed to ask for SOMAXCONN instead (the kernel caps it at net.core.somaxconn).
+ *
+ * Also: Azure DPS ignores the TLS max_fragment_length extension (RFC 6066) and sends records
+ * of up to 16 KB; IoT Hub negotiated it only in a preview. OpenSSL honours it, and has no
+ * option to ignore it. Listener contexts get a server-name callback, which OpenSSL runs
+ * after it has parsed every ClientHello extension and before it writes the ServerHello:
+ * there the fragment length the session recorded is set back to none, so the ServerHello
+ * does not echo it and records are sent at full size. SNI tells the services apart: a name
+ * under azure-devices-provisioning.net, localhost, or no name is DPS; any other name is a
+ * hub, which honours the extension when TETHER_CLOUD_HUB_MFL=honour (tether cloud up
+ * --hub-fragment-length honour). OpenSSL 3.0 has a getter for that session field but no
+ * setter; its offset is found once by probing a fresh SSL_SESSION through the getter.
  * Nothing else of mosquitto is changed. */
 #include <dlfcn.h>
 #include <errno.h>
+#include <malloc.h>
 #include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 
 #include <openssl/ssl.h>
@@ -87,6 +102,63 @@ static int accept_and_keep_chain(int preverify_ok, X509_STORE_CTX *store)
     return 1; /* trust is decided by the plugin, per enrollment */
 }
 
+/* Offset of the negotiated fragment-length code in OpenSSL's SSL_SESSION; -1: not found. */
+static long mfl_offset(void)
+{
+    static long offset = -2;
+    if (offset != -2) {
+        return offset;
+    }
+    offset = -1;
+    SSL_SESSION *s = SSL_SESSION_new();
+    if (s == NULL) {
+        return offset;
+    }
+    unsigned char *bytes = (unsigned char *)s;
+    size_t size = malloc_usable_size(s); /* OpenSSL allocates with malloc */
+    for (size_t i = 0; i < size && offset < 0; i++) {
+        unsigned char saved = bytes[i];
+        bytes[i] = TLSEXT_max_fragment_length_2048;
+        if (SSL_SESSION_get_max_fragment_length(s) == TLSEXT_max_fragment_length_2048) {
+            offset = (long)i;
+        }
+        bytes[i] = saved;
+    }
+    SSL_SESSION_free(s);
+    return offset;
+}
+
+static int ends_with(const char *s, const char *suffix)
+{
+    size_t n = strlen(s);
+    size_t m = strlen(suffix);
+    return n >= m && strcasecmp(s + n - m, suffix) == 0;
+}
+
+/* DPS: no SNI, localhost, or Azure's DPS domain. Everything else is a hub. */
+static int honours_fragment_length(const char *sni)
+{
+    if (sni == NULL || strcasecmp(sni, "localhost") == 0 ||
+        ends_with(sni, "azure-devices-provisioning.net")) {
+        return 0;
+    }
+    const char *hub = getenv("TETHER_CLOUD_HUB_MFL");
+    return hub != NULL && strcmp(hub, "honour") == 0;
+}
+
+static int forget_fragment_length(SSL *ssl, int *alert, void *arg)
+{
+    (void)alert;
+    (void)arg;
+    SSL_SESSION *sess = SSL_get_session(ssl);
+    long off = mfl_offset();
+    if (sess != NULL && off >= 0 && SSL_SESSION_get_max_fragment_length(sess) != 0 &&
+        !honours_fragment_length(SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name))) {
+        ((unsigned char *)sess)[off] = 0;
+    }
+    return SSL_TLSEXT_ERR_NOACK; /* what OpenSSL does without a callback */
+}
+
 void SSL_CTX_set_verify(SSL_CTX *ctx, int mode, SSL_verify_cb callback)
 {
     typedef void (*real_fn)(SSL_CTX *, int, SSL_verify_cb);
@@ -101,6 +173,7 @@ void SSL_CTX_set_verify(SSL_CTX *ctx, int mode, SSL_verify_cb callback)
     if (SSL_CTX_get_ssl_method(ctx) == TLS_server_method()) {
         mode = SSL_VERIFY_PEER;
         callback = accept_and_keep_chain;
+        SSL_CTX_set_tlsext_servername_callback(ctx, forget_fragment_length);
     }
     real(ctx, mode, callback);
 }
