@@ -8,8 +8,13 @@
  */
 #ifndef TETHER_PROFILE_MINIMAL_H
 #define TETHER_PROFILE_MINIMAL_H
-#define TETHER_PROFILE_NAME         "minimal"
-#define MBEDTLS_SSL_IN_CONTENT_LEN  2048
+/* azure.h and azure-ecc.h are this profile with their own name, input buffer or key types. */
+#ifndef TETHER_PROFILE_NAME
+#define TETHER_PROFILE_NAME "minimal"
+#endif
+#ifndef MBEDTLS_SSL_IN_CONTENT_LEN
+#define MBEDTLS_SSL_IN_CONTENT_LEN 2048
+#endif
 #define MBEDTLS_SSL_OUT_CONTENT_LEN 2048
 #define MBEDTLS_SSL_VARIABLE_BUFFER_LENGTH
 #define TETHER_MFL_DEFAULT 2048

@@ -795,6 +795,19 @@ static int pending_alert(tether_tls *tls)
     return -1;
 }
 
+/* The largest record the input buffer takes now. With variable buffers mbedTLS 3.6 shrinks
+ * it once connected, to the fragment length the client asked for or, when it asked for none,
+ * to the smaller of the two buffers, whether or not the server agreed. */
+static size_t input_record_limit(const tether_tls *tls)
+{
+#if defined(MBEDTLS_SSL_VARIABLE_BUFFER_LENGTH)
+    if (tls->connected)
+        return (size_t)mbedtls_ssl_get_max_in_record_payload(&tls->ssl);
+#endif
+    (void)tls;
+    return MBEDTLS_SSL_IN_CONTENT_LEN;
+}
+
 tether_status tether_tls_fail(tether_tls *tls, int ret)
 {
     tether_tls_diag *d = &tls->diag;
@@ -843,12 +856,12 @@ tether_status tether_tls_fail(tether_tls *tls, int ret)
             d->alert = tls->ssl.in_msg != NULL ? tls->ssl.in_msg[1] : -1;
         st = alert_status(tls, d->alert);
     } else if ((high == MBEDTLS_ERR_SSL_INVALID_RECORD || high == MBEDTLS_ERR_SSL_BAD_INPUT_DATA) &&
-               tls->last_record_len > MBEDTLS_SSL_IN_CONTENT_LEN) {
+               tls->last_record_len > input_record_limit(tls)) {
         /* INVALID_RECORD, or BAD_INPUT_DATA when the record would not even fit the buffer's
          * slack: either way the record header said more than the buffer holds. */
         st = TETHER_TLS_RECORD_TOO_LARGE;
         d->needed = tls->last_record_len;
-        d->available = MBEDTLS_SSL_IN_CONTENT_LEN;
+        d->available = input_record_limit(tls);
     } else if (in_handshake && tls->ssl.in_hslen > MBEDTLS_SSL_IN_CONTENT_LEN &&
                (high == MBEDTLS_ERR_SSL_BAD_INPUT_DATA ||
                 ret == MBEDTLS_ERR_ERROR_CORRUPTION_DETECTED)) {
