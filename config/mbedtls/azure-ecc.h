@@ -13,5 +13,7 @@
 #define TETHER_PROFILE_AZURE_ECC_H
 #define TETHER_PROFILE_NAME "azure-ecc"
 #define TETHER_NO_RSA
+/* Not the on-demand trust store of `azure`: against this chain it measured 744 B more at the
+ * peak with one root (x86-64: 13,063 B against 12,319 B), so give this profile G3 alone. */
 #include "minimal.h"
 #endif

@@ -144,3 +144,30 @@ def test_largest_c2d_message_is_what_doctor_says(tmp_path):
         assert events[-1]["c2d_received"] == 0 and events[-1]["connects"] >= 2
     finally:
         cloud.down()
+
+
+def test_azure_profile_keeps_only_the_root_in_use(tmp_path):
+    """azure parses the roots when it looks for the issuer and keeps that one only: the local
+    cloud's three-root ca.pem costs the same heap as the one root; a CA file without the
+    server's root still fails, naming the roots it holds."""
+    bin_path = binary("azure")
+    cloud = ShapedCloud(tmp_path / "cloud", "azure-rsa")
+    try:
+        peaks = {}
+        for ca in ("azure-rsa-root.pem", "ca.pem"):
+            reg_id = f"roots-{ca.split('.')[0]}"
+            args = device_args(cloud, reg_id, enroll(cloud, "x509-individual", reg_id),
+                               tmp_path / f"{reg_id}.state")
+            args[args.index("--cafile") + 1] = cloud.dir / "pki" / ca
+            p, r, _ = run_json(bin_path, "register", *args)
+            assert r["status"] == "OK", p.stdout + p.stderr
+            peaks[ca] = r["heap_peak"]
+        assert peaks["ca.pem"] == peaks["azure-rsa-root.pem"], peaks
+        args[args.index("--cafile") + 1] = cloud.dir / "pki" / "azure-ecc-root.pem"
+        p = subprocess.run([str(bin_path), "register", "--force", *map(str, args)],
+                           capture_output=True, text=True, timeout=90)
+        assert p.returncode == 1 and "TLS_SERVER_CERT_UNTRUSTED" in p.stderr, p.stderr
+        assert "trusted roots: C=US, O=tether local cloud, OU=www.tether.invalid, " \
+               "CN=tether G3 shape" in p.stderr, p.stderr
+    finally:
+        cloud.down()
