@@ -15,9 +15,13 @@
 #ifndef MBEDTLS_SSL_IN_CONTENT_LEN
 #define MBEDTLS_SSL_IN_CONTENT_LEN 2048
 #endif
+#ifndef MBEDTLS_SSL_OUT_CONTENT_LEN
 #define MBEDTLS_SSL_OUT_CONTENT_LEN 2048
+#endif
 #define MBEDTLS_SSL_VARIABLE_BUFFER_LENGTH
+#ifndef TETHER_MFL_DEFAULT
 #define TETHER_MFL_DEFAULT 2048
+#endif
 /* AES-GCM suites only (IoT Hub and DPS prefer them): without CBC each record buffer is 288 B
  * smaller, at the handshake's peak and while connected. The price: a password-protected key
  * cannot be decrypted on the device (TLS_KEY_ENCRYPTED_UNSUPPORTED); store it in clear,

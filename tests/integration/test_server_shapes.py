@@ -171,3 +171,20 @@ def test_azure_profile_keeps_only_the_root_in_use(tmp_path):
                "CN=tether G3 shape" in p.stderr, p.stderr
     finally:
         cloud.down()
+
+
+def test_azure_profile_output_buffer_limits_the_device_chain(tmp_path):
+    """azure's 1,280-byte output buffer holds the Certificate message of an EC P-256 leaf and
+    its intermediate (tested above), not that of an RSA-4096 leaf (mbedTLS cannot split it)."""
+    cloud = ShapedCloud(tmp_path / "cloud", "azure-rsa")
+    try:
+        tether("pki", "device", "rsa-dev", "--dir", cloud.dir, "--key", "rsa4096", check=True)
+        cloud.cli("enrollment", "create", "--registration-id", "rsa-dev", "--attestation",
+                  "x509", "--cert", cloud.dir / "devices" / "rsa-dev.pem")
+        devices = cloud.dir / "devices"
+        args = device_args(cloud, "rsa-dev", ["--cert", devices / "rsa-dev.chain.pem", "--key",
+                                              devices / "rsa-dev.key"], tmp_path / "s")
+        p, r, _ = run_json(binary("azure"), "register", *args)
+        assert r["status"] == "TLS_CERT_CHAIN_TOO_LARGE", p.stdout + p.stderr
+    finally:
+        cloud.down()
