@@ -84,14 +84,14 @@ LEVERS = ["window-4", "window-3", "cbc", "fp-off", "sha256-only"]
 AZURE_LEVERS = ["in-4096", "fixed-buffers", "window-3", "cbc", "sha256-only"]
 
 
-def instructions(build, cloud, name, work, ca=None):
+def instructions(build, cloud, name, work, ca=None, tag=None):
     """Instructions of one whole registration (process start to exit) by the x86-64 build of
     the same configuration, counted by valgrind callgrind: what a lever costs in time, as a
     figure that does not move with the machine's load. None without valgrind."""
     exe = build / "host" / f"regtrace-{name}"
     if not exe.exists() or shutil.which("valgrind") is None:
         return None
-    reg_id = f"bench-lever-{name}-x86"
+    reg_id = "bench-lever-" + re.sub(r"[^A-Za-z0-9-]+", "-", tag or name).strip("-") + "-x86"
     cert, key = cloud.device(reg_id, "ec-p256")
     p = subprocess.run(["valgrind", "--tool=callgrind", f"--callgrind-out-file={work}/cg.{name}",
                         str(exe), "localhost", str(cloud.port), "127.0.0.1", cloud.scope, reg_id,
@@ -113,7 +113,7 @@ def levers(build, work, cloud, log, base="minimal", levers_of=None, extra=()):
         exe = build / arch / f"regtrace-{exe_name}"
         if not exe.exists():
             continue
-        reg_id = f"bench-lever-{name}"
+        reg_id = "bench-lever-" + re.sub(r"[^A-Za-z0-9-]+", "-", name).strip("-")
         cert, key = cloud.device(reg_id, "ec-p256")
         cmd = [*(QEMU if arch == "armhf" else []), str(exe), "localhost", str(cloud.port),
                "127.0.0.1", cloud.scope, reg_id, str(ca or cloud.ca), str(cert), str(key)]
@@ -131,6 +131,6 @@ def levers(build, work, cloud, log, base="minimal", levers_of=None, extra=()):
                      "connected": fin[-1]["in_use"] if fin else None,
                      "credentials": next((s["in_use"] for s in steps
                                           if s["step"] == "credentials parsed"), None)})
-        rows[-1]["instructions"] = instructions(build, cloud, exe_name, work, ca)
+        rows[-1]["instructions"] = instructions(build, cloud, exe_name, work, ca, name)
         log(f"  lever {name} ({arch}): {rows[-1]}")
     return {"arch": "armhf" if arch == "armhf" else "x86_64", "rows": rows}
