@@ -331,6 +331,18 @@ static int start(const char *dir, int port, bool foreground, bool json, bool qui
     return 1;
 }
 
+/* Whether `wanted` (NULL: not asked) differs from the stored setting (default `dflt`). */
+static bool meta_differs(sqlite3 *db, const char *key, const char *wanted, const char *dflt)
+{
+    if (wanted == NULL) {
+        return false;
+    }
+    char *now = tc_reg_meta_get(db, key);
+    bool differs = strcmp(now != NULL ? now : dflt, wanted) != 0;
+    free(now);
+    return differs;
+}
+
 int cmd_up(int argc, char **argv)
 {
     if (want_help(argc, argv)) {
@@ -379,13 +391,20 @@ int cmd_up(int argc, char **argv)
         }
         tc_reg_meta_set(db, "retry_after", retry);
     }
+    long pid = cloud_pid(dir);
+    if (pid > 0 && (meta_differs(db, "server_shape", shape, "azure-rsa") ||
+                    meta_differs(db, "hub_mfl", hub_mfl, "ignore"))) {
+        tc_reg_close(db);
+        return fail("tether cloud is running with another server shape or fragment-length "
+                    "setting: stop it first (tether cloud down --dir %s)",
+                    dir);
+    }
     if (shape != NULL) {
         tc_reg_meta_set(db, "server_shape", shape);
     }
     if (hub_mfl != NULL) {
         tc_reg_meta_set(db, "hub_mfl", hub_mfl);
     }
-    long pid = cloud_pid(dir);
     if (pid > 0) {
         if (!json) {
             printf("already running\n");

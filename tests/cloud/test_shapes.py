@@ -119,3 +119,11 @@ def test_compact_shape_and_shape_is_remembered(cloud):
 def test_shape_option_checked(cloud):
     p = cloud.cli("up", "--server-shape", "azure", check=False)
     assert p.returncode != 0 and "azure-rsa, azure-ecc or compact" in p.stderr
+
+
+def test_shape_of_a_running_cloud_is_not_changed_behind_its_back(cloud):
+    p = cloud.cli("up", "--port", str(cloud.port), "--server-shape", "compact", check=False)
+    assert p.returncode != 0 and "stop it first" in p.stderr
+    assert cloud.cli_json("status")["serverShape"] == "azure-rsa"
+    p = cloud.cli("up", "--port", str(cloud.port), "--server-shape", "azure-rsa", check=False)
+    assert p.returncode == 0  # the same shape: already running, nothing to change
