@@ -205,9 +205,9 @@ typedef struct root_search {
     size_t named;
 } root_search;
 
-/* One root, DER. `owned`: a buffer of mbedtls_calloc that the found chain may take over (a
- * decoded PEM block); NULL for the caller's DER, which outlives the handshake. A matching root
- * is kept as parsed, without a second copy. Returns 1 if taken over. */
+/* One root, DER, parsed in place. The first root whose subject is the child's issuer becomes
+ * the found chain as parsed, without a second copy (its DER is the caller's, which outlives
+ * the handshake, or a decoded PEM block the caller hands over): returns 1 then. */
 static int consider_root(root_search *rs, unsigned char *der, size_t len, int *ret_out)
 {
     mbedtls_x509_crt one;
