@@ -1,11 +1,16 @@
 """CPU per telemetry message (bench/run imports this): N QoS 1 messages over TLS 1.2 to the same
 plain Mosquitto, same payload, with tether (`mqtt pub`, profile esp-idf), libmosquitto
-(clients/mosq_pub.c) and Eclipse Paho C (clients/paho_pub.c); 32 messages in flight for each.
+(clients/mosq_pub.c), Eclipse Paho C's synchronous client (clients/paho_pub.c) and its
+asynchronous client (clients/paho_async_pub.c); 32 messages in flight for each.
 
-Per-message figures are marginal: each client runs with N_SMALL and N_LARGE messages, and the
-difference is divided by N_LARGE - N_SMALL, so process start, TLS handshake and connect drop out.
-  instructions: valgrind --tool=callgrind, all threads (repeatable on a noisy machine)
-  messages/s:   wall clock, natively, median of three runs of each count
+Per-message figures are marginal: each client runs with a small and a large count, and the
+difference is divided by the difference of the counts, so process start, TLS handshake and
+connect drop out. Neither figure is deterministic (how often a client wakes up depends on the
+timing of the broker's PUBACKs), so each is measured several times and given with its spread;
+a comparison says "within noise" when the two spreads overlap.
+  instructions: valgrind --tool=callgrind, all threads, RUNS runs of each count
+  messages/s:   wall clock, natively, WALL_RUNS runs of each count; the counts are large
+                (WALL_SMALL, WALL_LARGE) so that the marginal time is seconds, not milliseconds
 """
 import json
 import os
@@ -15,6 +20,9 @@ import subprocess
 import time
 
 N_SMALL, N_LARGE = 100, 1100
+RUNS = 3
+WALL_SMALL, WALL_LARGE = 1000, 21000
+WALL_RUNS = 5
 PAYLOAD = '{"temperature":21.5,"humidity":48,"seq":1}'
 
 
@@ -30,6 +38,8 @@ def commands(build, mosq, cloud, cred, n):
                          cert, key, "bench/cpu", PAYLOAD, str(n)],
         "paho-c": [str(host / "paho_pub"), "localhost", str(mosq.port), str(cloud.ca), cert,
                    key, "bench/cpu", PAYLOAD, str(n)],
+        "paho-c async": [str(host / "paho_async_pub"), "localhost", str(mosq.port),
+                         str(cloud.ca), cert, key, "bench/cpu", PAYLOAD, str(n)],
     }
 
 
@@ -58,33 +68,53 @@ def instructions(cmd, out):
     return total
 
 
+def spread(values):
+    return {"median": statistics.median(values), "min": min(values), "max": max(values),
+            "runs": len(values)}
+
+
+def compare(a, b, lower_is_better):
+    """a against b (dicts from spread): 'better', 'worse' or 'within noise' (ranges overlap)."""
+    if a["max"] >= b["min"] and b["max"] >= a["min"]:
+        return "within noise"
+    a_better = a["median"] < b["median"] if lower_is_better else a["median"] > b["median"]
+    return "better" if a_better else "worse"
+
+
 def measure(build, work, mosq, cloud, configs, log):
     cred = next(c[4] for c in configs if c[0] == "x86_64" and c[2] == "ec")
-    small = commands(build, mosq, cloud, cred, N_SMALL)
-    large = commands(build, mosq, cloud, cred, N_LARGE)
     rows = {}
-    for name in small:
-        if not os.path.exists(small[name][0]):
+    for name, cmd in commands(build, mosq, cloud, cred, 0).items():
+        if not os.path.exists(cmd[0]):
             log(f"  {name}: not built, skipped")
             continue
-        log(f"  {name}: callgrind {N_SMALL} and {N_LARGE} messages ...")
-        i_small = instructions(small[name], str(work / f"cg-{name}-small.out"))
-        i_large = instructions(large[name], str(work / f"cg-{name}-large.out"))
-        per_msg = (i_large - i_small) / (N_LARGE - N_SMALL)
-        t_small = statistics.median(wall(small[name]) for _ in range(3))
-        t_large = statistics.median(wall(large[name]) for _ in range(3))
-        rate = (N_LARGE - N_SMALL) / max(t_large - t_small, 1e-6)
-        rows[name] = {"instructions_per_message": round(per_msg),
-                      "instructions_total_small": i_small, "instructions_total_large": i_large,
-                      "messages_per_second": round(rate), "seconds_small": round(t_small, 3),
-                      "seconds_large": round(t_large, 3)}
+        log(f"  {name}: callgrind {N_SMALL} and {N_LARGE} messages x {RUNS}, "
+            f"wall {WALL_SMALL} and {WALL_LARGE} messages x {WALL_RUNS} ...")
+        per_msg = []
+        for i in range(RUNS):
+            small = commands(build, mosq, cloud, cred, N_SMALL)[name]
+            large = commands(build, mosq, cloud, cred, N_LARGE)[name]
+            i_small = instructions(small, str(work / f"cg-{name}-small-{i}.out"))
+            i_large = instructions(large, str(work / f"cg-{name}-large-{i}.out"))
+            per_msg.append(round((i_large - i_small) / (N_LARGE - N_SMALL)))
+        rates = []
+        for _ in range(WALL_RUNS):
+            t_small = wall(commands(build, mosq, cloud, cred, WALL_SMALL)[name])
+            t_large = wall(commands(build, mosq, cloud, cred, WALL_LARGE)[name])
+            rates.append(round((WALL_LARGE - WALL_SMALL) / max(t_large - t_small, 1e-6)))
+        rows[name] = {"instructions_per_message": spread(per_msg),
+                      "messages_per_second": spread(rates)}
     base = rows.get("tether")
-    lines = ["| client | instructions / message | vs tether | messages / s | vs tether |",
-             "| --- | ---: | ---: | ---: | ---: |"]
+    lines = ["| client | instructions / message (median; min..max) | tether is | "
+             "messages / s (median; min..max) | tether is |",
+             "| --- | ---: | --- | ---: | --- |"]
     for name, r in rows.items():
-        ri = r["instructions_per_message"] / base["instructions_per_message"] if base else 0
-        rr = r["messages_per_second"] / base["messages_per_second"] if base else 0
-        lines.append(f"| {name} | {r['instructions_per_message']:,} | {ri:.2f}x | "
-                     f"{r['messages_per_second']:,} | {rr:.2f}x |")
-    return {"rows": rows, "n_small": N_SMALL, "n_large": N_LARGE, "payload": PAYLOAD,
-            "table": "\n".join(lines)}
+        i, m = r["instructions_per_message"], r["messages_per_second"]
+        vi = compare(base["instructions_per_message"], i, True) if base and name != "tether" else ""
+        vm = compare(base["messages_per_second"], m, False) if base and name != "tether" else ""
+        r["tether_instructions"], r["tether_rate"] = vi, vm
+        lines.append(f"| {name} | {i['median']:,} ({i['min']:,}..{i['max']:,}) | {vi} | "
+                     f"{m['median']:,} ({m['min']:,}..{m['max']:,}) | {vm} |")
+    return {"rows": rows, "n_small": N_SMALL, "n_large": N_LARGE, "runs": RUNS,
+            "wall_small": WALL_SMALL, "wall_large": WALL_LARGE, "wall_runs": WALL_RUNS,
+            "payload": PAYLOAD, "table": "\n".join(lines)}

@@ -80,38 +80,43 @@ def svg(timeline, path):
 
 
 LEVERS = ["window-4", "window-3", "cbc", "fp-off", "sha256-only"]
+# On the azure profile against the Azure RSA shape (bench/CMakeLists.txt AZURE_LEVERS).
+AZURE_LEVERS = ["in-4096", "fixed-buffers", "window-3", "cbc", "sha256-only"]
 
 
-def instructions(build, cloud, name, work):
+def instructions(build, cloud, name, work, ca=None, tag=None):
     """Instructions of one whole registration (process start to exit) by the x86-64 build of
     the same configuration, counted by valgrind callgrind: what a lever costs in time, as a
     figure that does not move with the machine's load. None without valgrind."""
     exe = build / "host" / f"regtrace-{name}"
     if not exe.exists() or shutil.which("valgrind") is None:
         return None
-    reg_id = f"bench-lever-{name}-x86"
+    reg_id = "bench-lever-" + re.sub(r"[^A-Za-z0-9-]+", "-", tag or name).strip("-") + "-x86"
     cert, key = cloud.device(reg_id, "ec-p256")
     p = subprocess.run(["valgrind", "--tool=callgrind", f"--callgrind-out-file={work}/cg.{name}",
                         str(exe), "localhost", str(cloud.port), "127.0.0.1", cloud.scope, reg_id,
-                        str(cloud.ca), str(cert), str(key)],
+                        str(ca or cloud.ca), str(cert), str(key)],
                        capture_output=True, text=True, timeout=600)
     m = re.search(r"Collected : (\d+)", p.stderr)
     return int(m.group(1)) if m and p.returncode == 0 else None
 
 
-def levers(build, work, cloud, log):
-    """The minimal profile with each lever of bench/config/lever-*.h: registration heap peak and
-    heap while connected (after Finished), on armhf when built, else x86-64."""
-    arch = "armhf" if (build / "armhf" / "regtrace-minimal-window-4").exists() else "host"
+def levers(build, work, cloud, log, base="minimal", levers_of=None, extra=()):
+    """A profile with each lever of bench/config/lever-*.h: registration heap peak and heap
+    while connected (after Finished), on armhf when built, else x86-64. `extra`: further rows
+    as (name, executable config, CA file), e.g. the same profile given a bundle of roots."""
+    levers_of = LEVERS if levers_of is None else levers_of
+    arch = "armhf" if (build / "armhf" / f"regtrace-{base}-{levers_of[0]}").exists() else "host"
     rows = []
-    for name in ["minimal"] + [f"minimal-{l}" for l in LEVERS]:
-        exe = build / arch / f"regtrace-{name}"
+    configs = [(n, n, None) for n in [base] + [f"{base}-{l}" for l in levers_of]] + list(extra)
+    for name, exe_name, ca in configs:
+        exe = build / arch / f"regtrace-{exe_name}"
         if not exe.exists():
             continue
-        reg_id = f"bench-lever-{name}"
+        reg_id = "bench-lever-" + re.sub(r"[^A-Za-z0-9-]+", "-", name).strip("-")
         cert, key = cloud.device(reg_id, "ec-p256")
         cmd = [*(QEMU if arch == "armhf" else []), str(exe), "localhost", str(cloud.port),
-               "127.0.0.1", cloud.scope, reg_id, str(cloud.ca), str(cert), str(key)]
+               "127.0.0.1", cloud.scope, reg_id, str(ca or cloud.ca), str(cert), str(key)]
         p = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
         try:
             r = json.loads(p.stdout)
@@ -126,6 +131,6 @@ def levers(build, work, cloud, log):
                      "connected": fin[-1]["in_use"] if fin else None,
                      "credentials": next((s["in_use"] for s in steps
                                           if s["step"] == "credentials parsed"), None)})
-        rows[-1]["instructions"] = instructions(build, cloud, name, work)
+        rows[-1]["instructions"] = instructions(build, cloud, exe_name, work, ca, name)
         log(f"  lever {name} ({arch}): {rows[-1]}")
     return {"arch": "armhf" if arch == "armhf" else "x86_64", "rows": rows}

@@ -12,11 +12,14 @@
 #include "mbedtls/platform_util.h"
 #include "mbedtls/x509_crt.h"
 #include "tether/dps_session.h"
+#include "tether/hub_session.h"
 #include "tether/port.h"
 #include "tether/sas.h"
 #include "tether/sntp.h"
 
 static const cli_option doctor_options[] = {
+    {"server-shape", "S", "the server to check this build against: azure-rsa, azure-ecc, compact"},
+    {"offline", NULL, "only the checks that need no network (files, clock, server fit)"},
     {"no-register", NULL, "stop after the handshake: no DPS registration"},
     {"force", NULL, "run the handshake even after a FAIL"},
     {NULL, NULL, NULL},
@@ -29,7 +32,11 @@ static const cli_command doctor_cmd = {
     "key matches the certificate, the certificate is valid on this clock, the clock is set,\n"
     "the chain is complete and in order, the CN is the registration id, the Certificate\n"
     "message fits this build's TLS output buffer, DNS and TCP reach the endpoint, a real\n"
-    "handshake (stage by stage, with heap), then a real registration (not saved).",
+    "handshake (stage by stage, with heap), then a real registration (not saved).\n"
+    "Before a device is flashed, with no network: for Azure's host names (or --server-shape)\n"
+    "it says whether this build's buffers hold the server's handshake records and the\n"
+    "largest cloud-to-device message and twin document the device can receive.\n"
+    "  tether doctor --offline --endpoint global.azure-devices-provisioning.net",
     doctor_sets, 0};
 
 typedef struct doctor {
@@ -287,6 +294,142 @@ static void measure_arena(doctor *d, const cli_args *a, const tether_tls_options
               hs.arena_peak);
 }
 
+/* The server a device meets, per shape (cloud/README.md "Server shapes": sizes measured on
+ * Azure's endpoints and reproduced by `tether cloud up --server-shape`). Azure DPS ignores
+ * max_fragment_length; IoT Hub honoured it only in a preview: a record is as large as the
+ * server makes it, up to 16 KB, and one MQTT packet goes out as one record. */
+typedef struct server_shape {
+    const char *name;
+    const char *what;
+    size_t largest_handshake_record; /* the Certificate message, in one record */
+    bool rsa;                        /* RSA signatures in the chain (RSA-4096 issuing CA) */
+    bool p384;                       /* P-384 keys in the chain */
+} server_shape;
+
+static const server_shape server_shapes[] = {
+    {"azure-rsa",
+     "Azure's RSA chain (RSA-2048 leaf 1,875 B + RSA-4096 issuing CA 1,509 B, sha384WithRSA, "
+     "under DigiCert Global Root G2)",
+     3397, true, false},
+    {"azure-ecc",
+     "IoT Hub's ECC chain (P-384, ecdsa-with-SHA384, under DigiCert Global Root G3; ECDSA "
+     "suites only)",
+     2023, false, true},
+    {"compact", "the local cloud's compact EC chain (P-256 leaf and CA under a P-384 root)", 1153,
+     false, true},
+};
+
+static bool ends_with(const char *s, const char *suffix)
+{
+    size_t n = strlen(s), m = strlen(suffix);
+    return n >= m && strcmp(s + n - m, suffix) == 0;
+}
+
+/* The shape of a known endpoint: Azure's DPS and hub host names present the RSA chain. */
+static const server_shape *shape_of(const char *option, const char *host)
+{
+    for (size_t i = 0; option != NULL && i < sizeof server_shapes / sizeof server_shapes[0]; i++)
+        if (strcmp(server_shapes[i].name, option) == 0)
+            return &server_shapes[i];
+    if (option == NULL && host != NULL &&
+        (ends_with(host, "azure-devices-provisioning.net") ||
+         ends_with(host, ".azure-devices.net")))
+        return &server_shapes[0];
+    return NULL;
+}
+
+/* Payload bytes of the largest MQTT PUBLISH that fits one record of `record` bytes and the
+ * hub session's receive buffer, under a topic of `topic_len` bytes (QoS 1). */
+static size_t largest_payload(size_t record, size_t topic_len)
+{
+    size_t packet = record < TETHER_HUB_RX_LEN ? record : TETHER_HUB_RX_LEN;
+    size_t overhead = 1 + 3 + 2 + topic_len + 2; /* header, length, topic length, packet id */
+    return packet > overhead ? packet - overhead : 0;
+}
+
+/* Does this build hold what the server sends? No network needed. */
+static void check_server_fit(doctor *d, const cli_args *a, const tether_tls_build_info *b,
+                             const char *host)
+{
+    const char *option = cli_get(a, "server-shape");
+    const server_shape *sh = shape_of(option, host);
+    if (sh == NULL) {
+        if (option != NULL)
+            check(d, "FAIL", "server", "unknown --server-shape %s (azure-rsa, azure-ecc, compact)",
+                  option);
+        else
+            check(d, "SKIP", "server",
+                  "%s is not an Azure host name: give --server-shape, or let the handshake tell",
+                  host);
+        return;
+    }
+    size_t rec = sh->largest_handshake_record;
+    if (b->in_content_len >= rec)
+        check(d, "PASS", "server-records",
+              "%s: its largest handshake record (%zu B, sent whole: fragment length is ignored) "
+              "fits this build's %zu-byte input buffer",
+              sh->what, rec, b->in_content_len);
+    else
+        check(d, "FAIL", "server-records",
+              "%s: its Certificate record is %zu B, sent whole (the server ignores fragment "
+              "length), and this build's input buffer is %zu B: the handshake fails with "
+              "TLS_RECORD_TOO_LARGE. Use a profile whose input buffer is at least %zu B (azure, "
+              "esp-idf, desktop)",
+              sh->what, rec, b->in_content_len, rec);
+    bool rsa = false, p384 = false;
+#if defined(MBEDTLS_RSA_C)
+    rsa = true;
+#endif
+#if defined(MBEDTLS_ECP_DP_SECP384R1_ENABLED)
+    p384 = true;
+#endif
+    if ((sh->rsa && !rsa) || (sh->p384 && !p384))
+        check(d, "FAIL", "server-crypto", "the chain needs %s, which this build (%s) leaves out",
+              sh->rsa && !rsa ? "RSA" : "P-384", b->profile);
+    else
+        check(d, "PASS", "server-crypto", "this build verifies the chain's %s signatures",
+              sh->rsa ? "RSA-4096/RSA-2048" : "ECDSA P-384");
+    /* The largest record this build takes once connected: the input buffer; with variable
+     * buffers, mbedTLS 3.6 shrinks it after the handshake to the fragment length it asked for,
+     * or to the smaller buffer when it asked for none, whether or not the server agreed
+     * (mbedtls_ssl_get_input_max_frag_len, MBEDTLS_TLS_EXT_ADV_CONTENT_LEN). */
+    size_t record = b->in_content_len;
+    long asked = (long)b->default_max_fragment;
+    const char *mf = cli_get(a, "max-fragment");
+    if (mf != NULL)
+        asked = strcmp(mf, "none") == 0 ? 0 : strtol(mf, NULL, 10);
+#if defined(MBEDTLS_SSL_VARIABLE_BUFFER_LENGTH)
+    size_t shrunk = asked > 0 ? (size_t)asked : b->out_content_len;
+    if (shrunk < record)
+        record = shrunk;
+#endif
+    /* Azure's C2D topic: devices/{id}/messages/devicebound/ with $.mid, $.to and the ack
+     * property; twin answers and desired patches: $iothub/twin/res/200/?$rid=N&$version=N. */
+    const char *id = cli_get(a, "registration-id");
+    size_t id_len = id != NULL ? strlen(id) : 36;
+    size_t c2d_topic = 8 + id_len + 22 + 48 + 36 + 41 + id_len + 15;
+    size_t twin_topic = 48;
+    check(d, "INFO", "largest-message",
+          "from a hub that ignores fragment length, one MQTT packet is one TLS record of at "
+          "most %zu B here%s: this build receives cloud-to-device messages of up to %zu B of "
+          "payload (device id of %zu characters, no application properties) and twin documents "
+          "of up to %zu B; a larger one closes the connection (TLS_RECORD_TOO_LARGE). From a "
+          "hub that honours it (preview)%s",
+          record,
+          record < b->in_content_len ? " (mbedTLS shrinks the input buffer once connected)" : "",
+          largest_payload(record, c2d_topic), id_len, largest_payload(record, twin_topic),
+          asked > 0 ? ", up to the session's receive buffer" : ": the same (none is asked for)");
+}
+
+static int finish(const doctor *d)
+{
+    if (d->json)
+        printf("],\"fails\":%d,\"warnings\":%d}\n", d->fails, d->warns);
+    else
+        printf("%d FAIL, %d WARN\n", d->fails, d->warns);
+    return d->fails ? CLI_EXIT_FAILED : CLI_EXIT_OK;
+}
+
 int cmd_doctor(int argc, char **argv)
 {
     cli_args a;
@@ -298,7 +441,8 @@ int cmd_doctor(int argc, char **argv)
     tether_tls_build_info b;
     tether_tls_get_build_info(&b);
     const char *reg_id = cli_get(&a, "registration-id");
-    if (reg_id == NULL || cli_get(&a, "id-scope") == NULL) {
+    bool offline = cli_has(&a, "offline");
+    if (!offline && (reg_id == NULL || cli_get(&a, "id-scope") == NULL)) {
         fprintf(stderr, "tether: --id-scope and --registration-id are required (see --help)\n");
         return CLI_EXIT_USAGE;
     }
@@ -307,7 +451,7 @@ int cmd_doctor(int argc, char **argv)
 
     if (cli_has(&a, "cafile"))
         check_trust(&d, &a);
-    else
+    else if (!offline)
         check(&d, "FAIL", "trust", "no --cafile: tether verifies the server and needs its root");
 
     if (cli_has(&a, "cert")) {
@@ -335,7 +479,7 @@ int cmd_doctor(int argc, char **argv)
             check(&d, "PASS", "key", "symmetric key is valid base64; a DPS token can be signed");
         else
             check(&d, "FAIL", "key", "%s: %s", tether_status_name(st), tether_status_hint(st));
-    } else {
+    } else if (!offline) {
         check(&d, "FAIL", "credentials", "give --cert/--key, --symmetric-key or --group-key");
     }
 
@@ -357,6 +501,9 @@ int cmd_doctor(int argc, char **argv)
         fprintf(stderr, "tether: --endpoint wants HOST[:PORT]\n");
         return CLI_EXIT_USAGE;
     }
+    check_server_fit(&d, &a, &b, host);
+    if (offline)
+        return finish(&d);
     snprintf(dial, sizeof dial, "%s", host);
     dial_port = port;
     if (cli_get(&a, "connect-to") &&
@@ -445,9 +592,5 @@ int cmd_doctor(int argc, char **argv)
         }
         cli_tls_free(&conn);
     }
-    if (d.json)
-        printf("],\"fails\":%d,\"warnings\":%d}\n", d.fails, d.warns);
-    else
-        printf("%d FAIL, %d WARN\n", d.fails, d.warns);
-    return d.fails ? CLI_EXIT_FAILED : CLI_EXIT_OK;
+    return finish(&d);
 }

@@ -61,6 +61,9 @@ static void report_setup_failure(const cli_tls *c, tether_status st, const char 
     }
 }
 
+static int setup_options_and_credentials(cli_tls *c, const cli_args *a, const char *default_host,
+                                         bool no_mfl, long mfl, long port);
+
 int cli_tls_setup(cli_tls *c, const cli_args *a, const char *default_host)
 {
     return cli_tls_setup_heap(c, a, default_host, 0);
@@ -100,6 +103,8 @@ int cli_tls_setup_heap(cli_tls *c, const cli_args *a, const char *default_host, 
         c->arena = malloc((size_t)limit);
         if (c->arena == NULL || tether_heap_use_arena(c->arena, (size_t)limit) != TETHER_OK) {
             fprintf(stderr, "tether: --heap-limit %ld is too small for one allocation\n", limit);
+            free(c->arena);
+            c->arena = NULL;
             return CLI_EXIT_USAGE;
         }
     } else {
@@ -108,8 +113,21 @@ int cli_tls_setup_heap(cli_tls *c, const cli_args *a, const char *default_host, 
     tether_status st = tether_tls_init(&c->tls);
     if (st != TETHER_OK) {
         cli_report_failure(c, st, "TLS set-up", c->json);
+        cli_tls_free(c);
         return CLI_EXIT_FAILED;
     }
+    /* Past this point a failure frees what tether_tls_init allocated: callers only free a
+     * context that was set up. */
+    int rc = setup_options_and_credentials(c, a, default_host, no_mfl, mfl, port);
+    if (rc >= 0)
+        cli_tls_free(c);
+    return rc;
+}
+
+static int setup_options_and_credentials(cli_tls *c, const cli_args *a, const char *default_host,
+                                         bool no_mfl, long mfl, long port)
+{
+    tether_status st;
 
     c->opts = tether_tls_options_default();
     c->opts.host = cli_get(a, "host") ? cli_get(a, "host") : default_host;

@@ -57,6 +57,8 @@ int cmd_proxy(int argc, char **argv);
 int pki_ensure(const char *dir, bool quiet);
 /* Re-issue the server certificate when a host is missing from its SANs. 1 if re-issued. */
 int pki_server_sync(const char *dir, sqlite3 *db);
+/* azure-rsa, azure-ecc or compact (pki.c, "server shapes"). */
+bool pki_shape_valid(const char *name);
 
 /* Make a running broker reload its certificates (SIGHUP) after a server certificate change. */
 int cloud_reload_if_running(const char *dir);

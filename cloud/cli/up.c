@@ -21,7 +21,8 @@
 
 static const char up_usage[] =
     "usage: tether cloud up [--dir D] [--port 8883] [--ws-port 443] [--foreground]\n"
-    "                       [--retry-after S] [--json]\n"
+    "                       [--retry-after S] [--server-shape azure-rsa|azure-ecc|compact]\n"
+    "                       [--hub-fragment-length ignore|honour] [--json]\n"
     "\n"
     "Writes D/mosquitto.conf, makes the PKI if absent, starts Mosquitto with the tether\n"
     "plugin on 127.0.0.1 (TLS 1.2; client certificates requested, optional), waits until it\n"
@@ -29,7 +30,13 @@ static const char up_usage[] =
     "--ws-port MQTT over WebSockets (wss://HOST:PORT/$iothub/websocket), both for DPS and\n"
     "every hub. The WebSocket port defaults to 443, as on Azure, or 8443 when this user may\n"
     "not bind 443 or it is taken, else a free one. --retry-after sets the seconds DPS asks\n"
-    "devices to wait before polling (default 1). Ports are remembered.\n";
+    "devices to wait before polling (default 1).\n"
+    "--server-shape: the chain the server presents (default azure-rsa: RSA-2048 leaf of\n"
+    "Azure's size under an RSA-4096 issuing CA and a DigiCert G2-shaped root; azure-ecc:\n"
+    "P-384 chain under a G3-shaped root, ECDSA suites only; compact: two small EC\n"
+    "certificates). DPS ignores the TLS max_fragment_length extension as Azure's does;\n"
+    "--hub-fragment-length honour makes hubs negotiate it (IoT Hub's preview). Ports,\n"
+    "shape and fragment-length choice are remembered.\n";
 static const char down_usage[] = "usage: tether cloud down [--dir D]\n\nStops the broker.\n";
 static const char status_usage[] =
     "usage: tether cloud status [--dir D] [--json]\n\n"
@@ -232,6 +239,8 @@ static void print_endpoint(const char *dir, sqlite3 *db, bool json, long pid)
     char *scope = tc_reg_meta_get(db, "id_scope");
     char *port = tc_reg_meta_get(db, "port");
     char *ws_port = tc_reg_meta_get(db, "ws_port");
+    char *shape = tc_reg_meta_get(db, "server_shape");
+    char *mfl = tc_reg_meta_get(db, "hub_mfl");
     char abs[PATH_MAX];
     char ca[PATH_MAX + 16];
     if (realpath(dir, abs) == NULL) {
@@ -261,6 +270,8 @@ static void print_endpoint(const char *dir, sqlite3 *db, bool json, long pid)
         cJSON_AddStringToObject(o, "address", "127.0.0.1");
         cJSON_AddStringToObject(o, "idScope", scope != NULL ? scope : "");
         cJSON_AddStringToObject(o, "caFile", ca);
+        cJSON_AddStringToObject(o, "serverShape", shape != NULL ? shape : "azure-rsa");
+        cJSON_AddStringToObject(o, "hubFragmentLength", mfl != NULL ? mfl : "ignore");
         cJSON *ha = cJSON_AddArrayToObject(o, "hubs");
         cJSON *h;
         cJSON_ArrayForEach(h, hubs)
@@ -283,6 +294,9 @@ static void print_endpoint(const char *dir, sqlite3 *db, bool json, long pid)
                ws_port != NULL ? ws_port : "443");
         printf("  id scope      %s\n", scope != NULL ? scope : "?");
         printf("  CA file       %s\n", ca);
+        printf("  server shape  %s (hubs %s max_fragment_length; DPS ignores it)\n",
+               shape != NULL ? shape : "azure-rsa",
+               mfl != NULL && strcmp(mfl, "honour") == 0 ? "honour" : "ignore");
         cJSON *h;
         cJSON_ArrayForEach(h, hubs)
         {
@@ -296,6 +310,8 @@ static void print_endpoint(const char *dir, sqlite3 *db, bool json, long pid)
     free(scope);
     free(port);
     free(ws_port);
+    free(shape);
+    free(mfl);
 }
 
 static void tail_log(const char *dir)
@@ -310,6 +326,16 @@ static void tail_log(const char *dir)
     size_t start = len > 1200 ? len - 1200 : 0;
     fprintf(stderr, "last lines of %s:\n%s", p, log + start);
     free(log);
+}
+
+/* The shim reads which listeners honour max_fragment_length (cloud/shim/tls_shim.c). */
+static void hub_fragment_env(const char *dir)
+{
+    sqlite3 *db = open_registry(dir);
+    char *mfl = db != NULL ? tc_reg_meta_get(db, "hub_mfl") : NULL;
+    setenv("TETHER_CLOUD_HUB_MFL", mfl != NULL ? mfl : "ignore", 1);
+    free(mfl);
+    tc_reg_close(db);
 }
 
 static int start(const char *dir, int port, int ws_port, bool foreground, bool json, bool quiet)
@@ -340,6 +366,7 @@ static int start(const char *dir, int port, int ws_port, bool foreground, bool j
     snprintf(ws_port_s, sizeof ws_port_s, "%d", ws_port);
     setenv("TETHER_CLOUD_WS_PORT", ws_port_s, 1);
     setenv("LD_PRELOAD", shim, 1);
+    hub_fragment_env(dir);
     if (foreground) {
         char pidp[4096];
         char pid_text[32];
@@ -388,6 +415,7 @@ static int start(const char *dir, int port, int ws_port, bool foreground, bool j
     int status = 0;
     waitpid(child, &status, 0);
     unsetenv("LD_PRELOAD");
+    unsetenv("TETHER_CLOUD_HUB_MFL");
     if (WIFEXITED(status) && WEXITSTATUS(status) == 127) {
         return fail("cannot run mosquitto (install the mosquitto package)");
     }
@@ -413,6 +441,18 @@ static int start(const char *dir, int port, int ws_port, bool foreground, bool j
     return 1;
 }
 
+/* Whether `wanted` (NULL: not asked) differs from the stored setting (default `dflt`). */
+static bool meta_differs(sqlite3 *db, const char *key, const char *wanted, const char *dflt)
+{
+    if (wanted == NULL) {
+        return false;
+    }
+    char *now = tc_reg_meta_get(db, key);
+    bool differs = strcmp(now != NULL ? now : dflt, wanted) != 0;
+    free(now);
+    return differs;
+}
+
 int cmd_up(int argc, char **argv)
 {
     if (want_help(argc, argv)) {
@@ -425,12 +465,20 @@ int cmd_up(int argc, char **argv)
     const char *port_text = arg_opt(&a, "--port");
     const char *ws_port_text = arg_opt(&a, "--ws-port");
     const char *retry = arg_opt(&a, "--retry-after");
+    const char *shape = arg_opt(&a, "--server-shape");
+    const char *hub_mfl = arg_opt(&a, "--hub-fragment-length");
     bool foreground = arg_flag(&a, "--foreground");
     bool json = arg_flag(&a, "--json");
     const char *pos[1];
     int n;
     if (args_finish(&a, pos, 0, &n) != 0) {
         return 2;
+    }
+    if (shape != NULL && !pki_shape_valid(shape)) {
+        return fail("--server-shape must be azure-rsa, azure-ecc or compact");
+    }
+    if (hub_mfl != NULL && strcmp(hub_mfl, "ignore") != 0 && strcmp(hub_mfl, "honour") != 0) {
+        return fail("--hub-fragment-length must be ignore or honour");
     }
     if (ensure_dir(dir) != 0 || pki_ensure(dir, json) != 0) {
         return 1;
@@ -460,6 +508,19 @@ int cmd_up(int argc, char **argv)
         tc_reg_meta_set(db, "retry_after", retry);
     }
     long pid = cloud_pid(dir);
+    if (pid > 0 && (meta_differs(db, "server_shape", shape, "azure-rsa") ||
+                    meta_differs(db, "hub_mfl", hub_mfl, "ignore"))) {
+        tc_reg_close(db);
+        return fail("tether cloud is running with another server shape or fragment-length "
+                    "setting: stop it first (tether cloud down --dir %s)",
+                    dir);
+    }
+    if (shape != NULL) {
+        tc_reg_meta_set(db, "server_shape", shape);
+    }
+    if (hub_mfl != NULL) {
+        tc_reg_meta_set(db, "hub_mfl", hub_mfl);
+    }
     if (pid > 0) {
         if (!json) {
             printf("already running\n");

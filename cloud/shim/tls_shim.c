@@ -46,14 +46,27 @@
  * outgoing QoS 1 PUBLISH (topic, packet id) and incoming PUBACK (packet id). The broker is
  * single-threaded; so is this. 1.4 KB per connection (x86-64), freed with its SSL.
  *
+ * Fragment length: Azure DPS ignores the TLS max_fragment_length extension (RFC 6066) and sends
+ * records of up to 16 KB; IoT Hub negotiated it only in a preview. OpenSSL honours it, and has no
+ * option to ignore it. Listener contexts get a server-name callback, which OpenSSL runs
+ * after it has parsed every ClientHello extension and before it writes the ServerHello:
+ * there the fragment length the session recorded is set back to none, so the ServerHello
+ * does not echo it and records are sent at full size. SNI tells the services apart: a name
+ * under azure-devices-provisioning.net, localhost, or no name is DPS; any other name is a
+ * hub, which honours the extension when TETHER_CLOUD_HUB_MFL=honour (tether cloud up
+ * --hub-fragment-length honour). OpenSSL 3.0 has a getter for that session field but no
+ * setter; its offset is found once by probing a fresh SSL_SESSION through the getter.
+ *
  * Nothing else of mosquitto is changed. */
 #include <dlfcn.h>
 #include <errno.h>
+#include <malloc.h>
 #include <netinet/in.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 
 #include <openssl/err.h>
@@ -143,6 +156,63 @@ static int by_server_name(SSL *ssl, int *alert, void *arg)
     return SSL_CLIENT_HELLO_SUCCESS;
 }
 
+/* Offset of the negotiated fragment-length code in OpenSSL's SSL_SESSION; -1: not found. */
+static long mfl_offset(void)
+{
+    static long offset = -2;
+    if (offset != -2) {
+        return offset;
+    }
+    offset = -1;
+    SSL_SESSION *s = SSL_SESSION_new();
+    if (s == NULL) {
+        return offset;
+    }
+    unsigned char *bytes = (unsigned char *)s;
+    size_t size = malloc_usable_size(s); /* OpenSSL allocates with malloc */
+    for (size_t i = 0; i < size && offset < 0; i++) {
+        unsigned char saved = bytes[i];
+        bytes[i] = TLSEXT_max_fragment_length_2048;
+        if (SSL_SESSION_get_max_fragment_length(s) == TLSEXT_max_fragment_length_2048) {
+            offset = (long)i;
+        }
+        bytes[i] = saved;
+    }
+    SSL_SESSION_free(s);
+    return offset;
+}
+
+static int ends_with(const char *s, const char *suffix)
+{
+    size_t n = strlen(s);
+    size_t m = strlen(suffix);
+    return n >= m && strcasecmp(s + n - m, suffix) == 0;
+}
+
+/* DPS: no SNI, localhost, or Azure's DPS domain. Everything else is a hub. */
+static int honours_fragment_length(const char *sni)
+{
+    if (sni == NULL || strcasecmp(sni, "localhost") == 0 ||
+        ends_with(sni, "azure-devices-provisioning.net")) {
+        return 0;
+    }
+    const char *hub = getenv("TETHER_CLOUD_HUB_MFL");
+    return hub != NULL && strcmp(hub, "honour") == 0;
+}
+
+static int forget_fragment_length(SSL *ssl, int *alert, void *arg)
+{
+    (void)alert;
+    (void)arg;
+    SSL_SESSION *sess = SSL_get_session(ssl);
+    long off = mfl_offset();
+    if (sess != NULL && off >= 0 && SSL_SESSION_get_max_fragment_length(sess) != 0 &&
+        !honours_fragment_length(SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name))) {
+        ((unsigned char *)sess)[off] = 0;
+    }
+    return SSL_TLSEXT_ERR_NOACK; /* what OpenSSL does without a callback */
+}
+
 void SSL_CTX_set_verify(SSL_CTX *ctx, int mode, SSL_verify_cb callback)
 {
     typedef void (*real_fn)(SSL_CTX *, int, SSL_verify_cb);
@@ -159,6 +229,7 @@ void SSL_CTX_set_verify(SSL_CTX *ctx, int mode, SSL_verify_cb callback)
         callback = accept_and_keep_chain;
         SSL_CTX_set_max_proto_version(ctx, TLS1_2_VERSION);
         SSL_CTX_set_client_hello_cb(ctx, by_server_name, NULL);
+        SSL_CTX_set_tlsext_servername_callback(ctx, forget_fragment_length);
     }
     real(ctx, mode, callback);
 }

@@ -8,11 +8,20 @@
  */
 #ifndef TETHER_PROFILE_MINIMAL_H
 #define TETHER_PROFILE_MINIMAL_H
-#define TETHER_PROFILE_NAME         "minimal"
-#define MBEDTLS_SSL_IN_CONTENT_LEN  2048
+/* azure.h and azure-ecc.h are this profile with their own name, input buffer or key types. */
+#ifndef TETHER_PROFILE_NAME
+#define TETHER_PROFILE_NAME "minimal"
+#endif
+#ifndef MBEDTLS_SSL_IN_CONTENT_LEN
+#define MBEDTLS_SSL_IN_CONTENT_LEN 2048
+#endif
+#ifndef MBEDTLS_SSL_OUT_CONTENT_LEN
 #define MBEDTLS_SSL_OUT_CONTENT_LEN 2048
+#endif
 #define MBEDTLS_SSL_VARIABLE_BUFFER_LENGTH
+#ifndef TETHER_MFL_DEFAULT
 #define TETHER_MFL_DEFAULT 2048
+#endif
 /* AES-GCM suites only (IoT Hub and DPS prefer them): without CBC each record buffer is 288 B
  * smaller, at the handshake's peak and while connected. The price: a password-protected key
  * cannot be decrypted on the device (TLS_KEY_ENCRYPTED_UNSUPPORTED); store it in clear,

@@ -56,9 +56,12 @@
 #define MBEDTLS_ECP_DP_SECP384R1_ENABLED
 #define MBEDTLS_ECP_DP_CURVE25519_ENABLED
 #define MBEDTLS_ECP_NIST_OPTIM
+#if !defined(TETHER_NO_RSA)
+/* TETHER_NO_RSA (azure-ecc): an ECDSA-only server and EC device keys need no RSA. */
 #define MBEDTLS_RSA_C
 #define MBEDTLS_PKCS1_V15
 #define MBEDTLS_PKCS1_V21
+#endif
 
 /* Parsing certificates and keys, PEM or DER, and PKCS#8 keys with a password. */
 #define MBEDTLS_ASN1_PARSE_C
@@ -79,7 +82,9 @@
 #define MBEDTLS_SSL_CLI_C
 #define MBEDTLS_SSL_PROTO_TLS1_2
 #define MBEDTLS_KEY_EXCHANGE_ECDHE_ECDSA_ENABLED
+#if !defined(TETHER_NO_RSA)
 #define MBEDTLS_KEY_EXCHANGE_ECDHE_RSA_ENABLED
+#endif
 #define MBEDTLS_SSL_SERVER_NAME_INDICATION
 #define MBEDTLS_SSL_ENCRYPT_THEN_MAC
 #define MBEDTLS_SSL_EXTENDED_MASTER_SECRET

@@ -135,6 +135,16 @@ tether_status tether_tls_init(tether_tls *tls)
     return TETHER_OK;
 }
 
+/* Whether the roots are parsed when mbedTLS looks for an issuer (trusted_roots_for). */
+static bool trust_on_demand(void)
+{
+#if defined(MBEDTLS_X509_TRUSTED_CERTIFICATE_CALLBACK)
+    return true;
+#else
+    return false;
+#endif
+}
+
 /* The trust store, parsed from the caller's buffers. Returns mbedTLS's code (0 = parsed). */
 static int parse_trust(tether_tls *tls)
 {
@@ -167,6 +177,109 @@ static void release_identity(tether_tls *tls)
     mbedtls_pk_init(&tls->key);
     tls->identity_parsed = false;
 }
+
+/* Adds a root's subject to the diag's list of trusted roots (named on verify failures). */
+static void name_root(tether_tls_diag *d, size_t *used, const mbedtls_x509_crt *c)
+{
+    if (*used + 4 >= sizeof d->trusted_roots)
+        return;
+    if (*used > 0) {
+        memcpy(d->trusted_roots + *used, "; ", 2);
+        *used += 2;
+    }
+    int n = mbedtls_x509_dn_gets(d->trusted_roots + *used, sizeof d->trusted_roots - *used,
+                                 &c->subject);
+    if (n > 0)
+        *used += (size_t)n;
+}
+
+#if defined(MBEDTLS_X509_TRUSTED_CERTIFICATE_CALLBACK)
+/* The trust store on demand (profiles that define MBEDTLS_X509_TRUSTED_CERTIFICATE_CALLBACK):
+ * when mbedTLS looks for the issuer of a certificate of the server's chain, the caller's roots
+ * are parsed one certificate at a time and only those whose subject is that issuer are kept,
+ * so a bundle of roots costs the heap of the one in use. mbedTLS frees the candidates. */
+typedef struct root_search {
+    tether_tls *tls;
+    const mbedtls_x509_crt *child;
+    mbedtls_x509_crt *found;
+    size_t named;
+} root_search;
+
+/* One root, DER, parsed in place. The first root whose subject is the child's issuer becomes
+ * the found chain as parsed, without a second copy (its DER is the caller's, which outlives
+ * the handshake, or a decoded PEM block the caller hands over): returns 1 then. */
+static int consider_root(root_search *rs, unsigned char *der, size_t len, int *ret_out)
+{
+    mbedtls_x509_crt one;
+    mbedtls_x509_crt_init(&one);
+    int ret = mbedtls_x509_crt_parse_der_nocopy(&one, der, len);
+    int taken = 0;
+    if (ret == 0) {
+        name_root(&rs->tls->diag, &rs->named, &one);
+        bool issuer = one.subject_raw.len == rs->child->issuer_raw.len &&
+                      memcmp(one.subject_raw.p, rs->child->issuer_raw.p, one.subject_raw.len) == 0;
+        if (issuer && rs->found->raw.len == 0) {
+            *rs->found = one; /* the parsed root itself: no second copy */
+            taken = 1;
+        } else if (issuer) {
+            ret = mbedtls_x509_crt_parse_der(rs->found, der, len);
+        }
+    }
+    if (!taken)
+        mbedtls_x509_crt_free(&one);
+    /* A root this build cannot read (an RSA root without RSA) is skipped, as
+     * tether_tls_add_trust accepted the bundle for the roots it can read. */
+    *ret_out = tether_mbedtls_is_alloc_failure(ret) ? ret : 0;
+    return taken;
+}
+
+static int consider_source(root_search *rs, const uint8_t *data, size_t len)
+{
+    int ret = 0;
+    if (len == 0 || data[len - 1] != '\0' ||
+        strstr((const char *)data, "-----BEGIN CERTIFICATE-----") == NULL) {
+        consider_root(rs, (unsigned char *)(uintptr_t)data, len, &ret); /* read, not written */
+        return ret;
+    }
+    for (size_t off = 0; off < len && ret == 0;) {
+        mbedtls_pem_context pem;
+        mbedtls_pem_init(&pem);
+        size_t used = 0;
+        ret = mbedtls_pem_read_buffer(&pem, "-----BEGIN CERTIFICATE-----",
+                                      "-----END CERTIFICATE-----", data + off, NULL, 0, &used);
+        if (ret == 0 && consider_root(rs, pem.buf, pem.buflen, &ret)) {
+            rs->found->own_buffer = 1; /* freed with the chain, by mbedTLS */
+            pem.buf = NULL;
+        }
+        mbedtls_pem_free(&pem);
+        if (ret == MBEDTLS_ERR_PEM_NO_HEADER_FOOTER_PRESENT || used == 0)
+            return 0; /* no further certificate */
+        off += used;
+    }
+    return ret;
+}
+
+static int trusted_roots_for(void *context, mbedtls_x509_crt const *child,
+                             mbedtls_x509_crt **candidates)
+{
+    root_search rs = {(tether_tls *)context, child, mbedtls_calloc(1, sizeof(mbedtls_x509_crt)), 0};
+    *candidates = NULL;
+    if (rs.found == NULL)
+        return MBEDTLS_ERR_X509_ALLOC_FAILED;
+    mbedtls_x509_crt_init(rs.found);
+    rs.tls->diag.trusted_roots[0] = '\0';
+    int ret = 0;
+    for (size_t i = 0; i < rs.tls->trust_count && ret == 0; i++)
+        ret = consider_source(&rs, rs.tls->trust_src[i].data, rs.tls->trust_src[i].len);
+    if (ret != 0 || rs.found->raw.len == 0) {
+        mbedtls_x509_crt_free(rs.found);
+        mbedtls_free(rs.found);
+        return tether_mbedtls_is_alloc_failure(ret) ? ret : 0;
+    }
+    *candidates = rs.found;
+    return 0;
+}
+#endif
 
 static void set_parse_failure(tether_tls *tls, tether_status st, int ret)
 {
@@ -504,7 +617,11 @@ static int configure(tether_tls *tls)
         mbedtls_ssl_conf_authmode(&tls->conf, MBEDTLS_SSL_VERIFY_NONE);
     } else {
         mbedtls_ssl_conf_authmode(&tls->conf, MBEDTLS_SSL_VERIFY_REQUIRED);
+#if defined(MBEDTLS_X509_TRUSTED_CERTIFICATE_CALLBACK)
+        mbedtls_ssl_conf_ca_cb(&tls->conf, trusted_roots_for, tls);
+#else
         mbedtls_ssl_conf_ca_chain(&tls->conf, &tls->trust, NULL);
+#endif
         mbedtls_ssl_conf_verify(&tls->conf, verify_cb, tls);
     }
     uint16_t mfl = tls->opts.max_fragment ? tls->opts.max_fragment : (uint16_t)TETHER_MFL_DEFAULT;
@@ -523,7 +640,8 @@ static int configure(tether_tls *tls)
 static int credentials_for(tether_tls *tls, int state)
 {
     int ret = 0;
-    if (state == MBEDTLS_SSL_SERVER_CERTIFICATE && !tls->opts.insecure && !tls->trust_parsed) {
+    if (state == MBEDTLS_SSL_SERVER_CERTIFICATE && !tls->opts.insecure && !tls->trust_parsed &&
+        !trust_on_demand()) {
         ret = parse_trust(tls);
         if (ret != 0)
             set_parse_failure(tls,
@@ -795,6 +913,19 @@ static int pending_alert(tether_tls *tls)
     return -1;
 }
 
+/* The largest record the input buffer takes now. With variable buffers mbedTLS 3.6 shrinks
+ * it once connected, to the fragment length the client asked for or, when it asked for none,
+ * to the smaller of the two buffers, whether or not the server agreed. */
+static size_t input_record_limit(const tether_tls *tls)
+{
+#if defined(MBEDTLS_SSL_VARIABLE_BUFFER_LENGTH)
+    if (tls->connected)
+        return (size_t)mbedtls_ssl_get_max_in_record_payload(&tls->ssl);
+#endif
+    (void)tls;
+    return MBEDTLS_SSL_IN_CONTENT_LEN;
+}
+
 tether_status tether_tls_fail(tether_tls *tls, int ret)
 {
     tether_tls_diag *d = &tls->diag;
@@ -824,31 +955,21 @@ tether_status tether_tls_fail(tether_tls *tls, int ret)
     } else if (high == MBEDTLS_ERR_X509_CERT_VERIFY_FAILED) {
         d->verify_flags = mbedtls_ssl_get_verify_result(&tls->ssl);
         st = verify_status(d->verify_flags);
-        size_t used = 0;
-        for (const mbedtls_x509_crt *c = &tls->trust; c != NULL && c->raw.len > 0; c = c->next) {
-            if (used + 4 >= sizeof d->trusted_roots)
-                break;
-            if (used > 0) {
-                memcpy(d->trusted_roots + used, "; ", 2);
-                used += 2;
-            }
-            int n = mbedtls_x509_dn_gets(d->trusted_roots + used, sizeof d->trusted_roots - used,
-                                         &c->subject);
-            if (n < 0)
-                break;
-            used += (size_t)n;
-        }
+        size_t used = 0; /* on demand, the search already named the roots */
+        for (const mbedtls_x509_crt *c = &tls->trust;
+             !trust_on_demand() && c != NULL && c->raw.len > 0; c = c->next)
+            name_root(d, &used, c);
     } else if (high == MBEDTLS_ERR_SSL_FATAL_ALERT_MESSAGE) {
         if (d->alert < 0)
             d->alert = tls->ssl.in_msg != NULL ? tls->ssl.in_msg[1] : -1;
         st = alert_status(tls, d->alert);
     } else if ((high == MBEDTLS_ERR_SSL_INVALID_RECORD || high == MBEDTLS_ERR_SSL_BAD_INPUT_DATA) &&
-               tls->last_record_len > MBEDTLS_SSL_IN_CONTENT_LEN) {
+               tls->last_record_len > input_record_limit(tls)) {
         /* INVALID_RECORD, or BAD_INPUT_DATA when the record would not even fit the buffer's
          * slack: either way the record header said more than the buffer holds. */
         st = TETHER_TLS_RECORD_TOO_LARGE;
         d->needed = tls->last_record_len;
-        d->available = MBEDTLS_SSL_IN_CONTENT_LEN;
+        d->available = input_record_limit(tls);
     } else if (in_handshake && tls->ssl.in_hslen > MBEDTLS_SSL_IN_CONTENT_LEN &&
                (high == MBEDTLS_ERR_SSL_BAD_INPUT_DATA ||
                 ret == MBEDTLS_ERR_ERROR_CORRUPTION_DETECTED)) {
