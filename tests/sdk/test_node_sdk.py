@@ -6,10 +6,6 @@ The device side is tests/sdk/node/driver.js (the SDK's public API, driven over s
 the service side is `tether cloud` commands. The SDK trusts the cloud's CA through
 NODE_EXTRA_CA_CERTS and dials Azure's ports (8883, 443), which the driver's tls.connect sends
 to the cloud's free ports on 127.0.0.1 keeping the host name (SNI, certificate check).
-
-Tests marked `waits_for("item N")` cover a behaviour that issue 11 item N fixes in the cloud;
-they are skipped until that fix is merged (remove the marker then; TETHER_SDK_RUN_WAITING=1
-runs them anyway).
 """
 import json
 import os
@@ -29,15 +25,9 @@ from conftest import Cloud, derive_key  # noqa: E402  (the local cloud's test ha
 
 NODE_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "node")
 DRIVER = os.path.join(NODE_DIR, "driver.js")
-# The global DPS endpoint samples use; "localhost" until the server certificate names it.
-DPS_HOST = os.environ.get("TETHER_SDK_DPS_HOST", "localhost")
+# The global DPS endpoint the official samples hard-code (the cloud's certificate names it).
+DPS_HOST = os.environ.get("TETHER_SDK_DPS_HOST", "global.azure-devices-provisioning.net")
 TRANSPORTS = ["mqtt", "ws"]
-
-
-def waits_for(item):
-    """TETHER_SDK_RUN_WAITING=1 runs these too (to see them fail before the fix)."""
-    return pytest.mark.skipif(not os.environ.get("TETHER_SDK_RUN_WAITING"),
-                              reason=f"waits for issue 11 {item} (remove this marker after merging)")
 
 
 @pytest.fixture
@@ -241,7 +231,6 @@ def test_dps_returns_no_payload_without_custom_allocation(cloud):
     assert "payload" not in result
 
 
-@waits_for("item 6 (the server certificate names global.azure-devices-provisioning.net)")
 def test_the_global_dps_endpoint_name_of_the_samples_is_served(cloud):
     node = Node(cloud)
     creds = sas_individual(cloud, "global-name")
