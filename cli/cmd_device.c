@@ -115,6 +115,46 @@ static void print_record_json(const device *d)
 
 /* --- provisioning ------------------------------------------------------------------- */
 
+void cli_dps_details(FILE *f, bool json, const void *result)
+{
+    const tether_dps_result *r = result;
+    const char *op = tether_dps_status_name(r->operation); /* "" when none */
+    if (json) {
+        fprintf(f,
+                "\"http_status\":%u,\"error_code\":%u,\"error_message\":", (unsigned)r->http_status,
+                (unsigned)r->error_code);
+        cli_untrusted_bytes(f, (const uint8_t *)r->error_message, strlen(r->error_message), true);
+        fprintf(f, ",\"operation_status\":\"%s\",\"response\":", op);
+        cli_untrusted_bytes(f, r->response, r->response_len, true);
+        fprintf(f, ",\"response_bytes\":%u,\"response_truncated\":%s", (unsigned)r->response_total,
+                r->response_total > r->response_len ? "true" : "false");
+        return;
+    }
+    if (r->http_status) {
+        fprintf(f, "  DPS answered %u", (unsigned)r->http_status);
+        if (op[0])
+            fprintf(f, " (%s)", op);
+        if (r->error_code)
+            fprintf(f, ", errorCode %u", (unsigned)r->error_code);
+        if (r->error_message[0]) {
+            fprintf(f, ": ");
+            cli_untrusted_bytes(f, (const uint8_t *)r->error_message, strlen(r->error_message),
+                                false);
+        }
+        fprintf(f, "\n");
+    } else if (r->error_message[0]) {
+        fprintf(f, "  %s\n", r->error_message);
+    }
+    if (r->response_len) {
+        fprintf(f, "  response: ");
+        cli_untrusted_bytes(f, r->response, r->response_len, false);
+        if (r->response_total > r->response_len)
+            fprintf(f, " ... (%u more of %u bytes)",
+                    (unsigned)(r->response_total - r->response_len), (unsigned)r->response_total);
+        fprintf(f, "\n");
+    }
+}
+
 static void progress(void *context, const tether_dps_progress *p)
 {
     device *d = context;
@@ -123,7 +163,7 @@ static void progress(void *context, const tether_dps_progress *p)
     switch (p->event) {
     case TETHER_DPS_EVENT_CONNECTING:
         if (p->attempt == 0)
-            printf("registering %s with DPS (%s) ...\n", cli_get(d->args, "registration-id"),
+            printf("registering %s with DPS (%s) ...\n", d->record.registration_id,
                    d->endpoint_host);
         break;
     case TETHER_DPS_EVENT_RESPONSE:
@@ -157,6 +197,8 @@ static void progress(void *context, const tether_dps_progress *p)
     fflush(stdout);
 }
 
+static uint8_t record_buf[TETHER_RECORD_MAX];
+
 static int setup_identity(device *d)
 {
     const cli_args *a = d->args;
@@ -167,9 +209,32 @@ static int setup_identity(device *d)
     const char *via = cli_get(a, "connect-to");
     if (via && !cli_split_host_port(via, d->dial_host, sizeof d->dial_host, &d->dial_port, 8883))
         return usage("--connect-to wants HOST:PORT");
-    const char *reg_id = cli_get(a, "registration-id");
-    if (reg_id == NULL || cli_get(a, "id-scope") == NULL)
-        return usage("--id-scope and --registration-id are required");
+    /* The ids on the command line, else those of the stored result named by --state: the
+     * command asks only for what that result does not hold. */
+    memset(&d->record, 0, sizeof d->record);
+    const char *scope = cli_get(a, "id-scope"), *reg_id = cli_get(a, "registration-id");
+    const char *state = cli_get(a, "state");
+    tether_provisioning_record stored; /* outlives the block: scope and reg_id point into it */
+    if ((scope == NULL || reg_id == NULL) && state != NULL) {
+        tether_file_store fs;
+        tether_store store = tether_file_store_init(&fs, state);
+        tether_status st = tether_store_load(&store, record_buf, sizeof record_buf, NULL, &stored);
+        if (st != TETHER_OK) {
+            fprintf(stderr,
+                    "tether: --id-scope and --registration-id are required: the state file %s "
+                    "holds no result (%s: %s)\n",
+                    state, tether_status_name(st), tether_status_message(st));
+            return CLI_EXIT_USAGE;
+        }
+        scope = scope ? scope : stored.id_scope;
+        reg_id = reg_id ? reg_id : stored.registration_id;
+    }
+    if (reg_id == NULL || scope == NULL)
+        return usage("--id-scope and --registration-id are required (or --state FILE of a "
+                     "stored result)");
+    snprintf(d->record.id_scope, sizeof d->record.id_scope, "%s", scope);
+    snprintf(d->record.registration_id, sizeof d->record.registration_id, "%s", reg_id);
+    reg_id = d->record.registration_id;
     int kinds = cli_has(a, "cert") + cli_has(a, "symmetric-key") + cli_has(a, "group-key");
     if (kinds != 1)
         return usage("give one credential: --cert/--key, --symmetric-key or --group-key");
@@ -190,15 +255,11 @@ static int setup_identity(device *d)
     }
 
     /* The record is tied to the scope, the id and these credentials. */
-    memset(&d->record, 0, sizeof d->record);
-    snprintf(d->record.id_scope, sizeof d->record.id_scope, "%s", cli_get(a, "id-scope"));
-    snprintf(d->record.registration_id, sizeof d->record.registration_id, "%s", reg_id);
     if (d->sas_key)
         tether_sha256(d->sas_key, strlen(d->sas_key), d->record.credential_sha256);
     else if (tether_tls_identity_sha256(&d->conn.tls, d->record.credential_sha256) != TETHER_OK)
         return usage("--cert and --key are required for X.509 attestation");
 
-    const char *state = cli_get(a, "state");
     if (state) {
         snprintf(d->state_path, sizeof d->state_path, "%s", state);
     } else {
@@ -208,8 +269,6 @@ static int setup_identity(device *d)
     }
     return -1;
 }
-
-static uint8_t record_buf[TETHER_RECORD_MAX];
 
 /* Registers with DPS and saves the result. Returns -1 on success, else an exit status. */
 static int do_register(device *d)
@@ -222,8 +281,8 @@ static int do_register(device *d)
     cfg.endpoint = d->endpoint_host;
     cfg.port = d->dial_host[0] ? d->dial_port : d->endpoint_port;
     cfg.connect_to = d->dial_host[0] ? d->dial_host : NULL;
-    cfg.id_scope = cli_get(a, "id-scope");
-    cfg.registration_id = cli_get(a, "registration-id");
+    cfg.id_scope = d->record.id_scope;
+    cfg.registration_id = d->record.registration_id;
     cfg.sas_key = d->sas_key;
     cfg.payload = cli_get(a, "payload");
     cfg.timeout_ms = (uint32_t)timeout_s * 1000u;
@@ -238,18 +297,7 @@ static int do_register(device *d)
         d->conn.handshake_peak = hs.peak;
     }
     if (st != TETHER_OK) {
-        if (d->json) {
-            cli_report_failure(&d->conn, st, "DPS registration", true);
-        } else {
-            cli_report_failure(&d->conn, st, "DPS registration", false);
-            if (r.http_status)
-                fprintf(stderr, "  DPS answered %u%s%s", (unsigned)r.http_status,
-                        r.error_code ? ", errorCode " : "", "");
-            if (r.error_code)
-                fprintf(stderr, "%u", (unsigned)r.error_code);
-            if (r.http_status)
-                fprintf(stderr, "%s%s\n", r.error_message[0] ? ": " : "", r.error_message);
-        }
+        cli_report_failure_with(&d->conn, st, "DPS registration", d->json, cli_dps_details, &r);
         return CLI_EXIT_FAILED;
     }
     snprintf(d->record.assigned_hub, sizeof d->record.assigned_hub, "%s", r.assigned_hub);
@@ -496,7 +544,7 @@ static int run_hub(device *d, const cli_args *a, bool send_only)
         props[i].value = tether_view_of(eq + 1);
     }
 
-    int rc = provision(d, false);
+    int rc = provision(d, cli_has(a, "force"));
     if (rc >= 0)
         return rc;
 
@@ -523,9 +571,10 @@ static int run_hub(device *d, const cli_args *a, bool send_only)
     memset(&carried, 0, sizeof carried);
     bool reprovisioned = d->registered_now; /* at most one registration per start */
     for (;;) {
+        /* --connect-to on this command line wins over the address stored at registration. */
+        const char *via = d->dial_host[0] ? cli_get(a, "connect-to") : d->record.connect_to;
         dial[0] = 0;
-        if (d->record.connect_to[0] &&
-            !cli_split_host_port(d->record.connect_to, dial, sizeof dial, &dial_port, 8883))
+        if (via[0] && !cli_split_host_port(via, dial, sizeof dial, &dial_port, 8883))
             dial[0] = 0;
         cfg.connect_to = dial[0] ? dial : NULL;
         cfg.port = dial[0] ? dial_port : 8883;

@@ -102,6 +102,45 @@ static int load(const char *path, size_t *len)
     return (int)st;
 }
 
+/* The client's handshake messages against the maximum fragment length asked for: mbedTLS 3.6
+ * sends each in one record, and a server that accepts the limit refuses a longer one. */
+static void check_fragment_length(doctor *d, const cli_args *a, const tether_tls_build_info *b,
+                                  size_t certificate, size_t verify)
+{
+    tether_tls_options o = tether_tls_options_default();
+    const char *asked = cli_get(a, "max-fragment");
+    if (asked != NULL)
+        o.max_fragment = strcmp(asked, "none") == 0 ? TETHER_TLS_MAX_FRAGMENT_NONE
+                                                    : (uint16_t)strtoul(asked, NULL, 10);
+    size_t limit = tether_tls_fragment_limit(&o);
+    if (limit == 0)
+        return;
+    const char *from = asked ? "--max-fragment" : "the profile's default";
+    const char *what = certificate > limit ? "Certificate" : "CertificateVerify";
+    size_t size = certificate > limit ? certificate : verify;
+    if (size <= limit) {
+        check(d, "PASS", "fragment-length",
+              "Certificate message %zu B and CertificateVerify %zu B fit the %zu-byte maximum "
+              "fragment length (%s)",
+              certificate, verify, limit, from);
+        return;
+    }
+    size_t fits = 0;
+    for (size_t v = 512; v <= 4096 && fits == 0; v *= 2)
+        if (v >= size && v <= b->in_content_len && v <= b->out_content_len)
+            fits = v;
+    char fix[64];
+    if (fits)
+        snprintf(fix, sizeof fix, "ask for --max-fragment %zu", fits);
+    else
+        snprintf(fix, sizeof fix, "ask for no fragment length");
+    check(d, "FAIL", "fragment-length",
+          "%s message %zu B > the %zu-byte maximum fragment length (%s): mbedTLS 3.6 sends it "
+          "in one record and cannot split it, and the server would answer record_overflow; %s, "
+          "or send a shorter chain",
+          what, size, limit, from, fix);
+}
+
 /* The X.509 checks; returns false when the certificate or key could not be read. */
 static bool check_x509(doctor *d, const cli_args *a, const tether_tls_build_info *b)
 {
@@ -211,9 +250,8 @@ static bool check_x509(doctor *d, const cli_args *a, const tether_tls_build_info
               cn, reg_id ? reg_id : "");
 
     /* The -0x7500 case: the Certificate handshake message against the output buffer. */
-    size_t message = 7;
-    for (const mbedtls_x509_crt *c = &chain; c && c->raw.len; c = c->next)
-        message += 3 + c->raw.len;
+    size_t message, message13, verify;
+    tether_tls_handshake_sizes(&chain, &key, &message, &message13, &verify);
     if (message <= b->out_content_len)
         check(d, "PASS", "certificate-message",
               "Certificate message %zu B fits the TLS output buffer %zu B (profile %s)", message,
@@ -223,6 +261,7 @@ static bool check_x509(doctor *d, const cli_args *a, const tether_tls_build_info
               "certificate message %zu B > TLS output buffer %zu B (profile %s): send a shorter "
               "chain, or build with an output buffer of at least %zu B (profile desktop)",
               message, b->out_content_len, b->profile, (message + 511) / 512 * 512);
+    check_fragment_length(d, a, b, b->tls13 && !cli_has(a, "tls12") ? message13 : message, verify);
 out:
     mbedtls_x509_crt_free(&chain);
     mbedtls_pk_free(&key);

@@ -137,6 +137,9 @@ typedef enum tether_status {
     TETHER_HUB_UNREACHABLE,
     TETHER_HUB_QUEUE_FULL,
 
+    /* Added after the groups above; values are stable, so new codes come last. */
+    TETHER_TLS_FRAGMENT_LENGTH_TOO_SMALL,
+
     TETHER_STATUS_COUNT /**< Not a status: the number of codes. */
 } tether_status;
 

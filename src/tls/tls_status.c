@@ -217,6 +217,8 @@ void tether_tls_describe(const tether_tls_diag *d, char *buf, size_t len)
     text t = {buf, len, 0};
     buf[0] = 0;
     add(&t, "error %s", tether_status_name(d->status));
+    if (d->status == TETHER_TLS_FRAGMENT_LENGTH_TOO_SMALL && d->stage == TETHER_TLS_STAGE_NONE)
+        add(&t, " before connecting");
     if (d->stage >= TETHER_TLS_STAGE_TCP_CONNECT && d->stage <= TETHER_TLS_STAGE_FINISHED &&
         d->status != TETHER_CLOCK_NOT_SET)
         add(&t, " during the TLS handshake (%s, stage %d of %d)", tether_tls_stage_name(d->stage),
@@ -286,6 +288,38 @@ void tether_tls_describe(const tether_tls_diag *d, char *buf, size_t len)
             d->available);
         add(&t, "  fix: %s\n", tether_status_hint(d->status));
         break;
+    case TETHER_TLS_FRAGMENT_LENGTH_TOO_SMALL: {
+        const char *what = d->handshake_type == MBEDTLS_SSL_HS_CERTIFICATE_VERIFY
+                               ? "CertificateVerify"
+                               : "Certificate";
+        if (d->alert >= 0)
+            add(&t,
+                "  the server accepted the %zu-byte maximum fragment length tether asked for, "
+                "then got your %zu-byte %s message in one record and answered record_overflow: "
+                "mbedTLS 3.6 cannot split a handshake message it sends\n",
+                d->available, d->needed, what);
+        else
+            add(&t,
+                "  your %s message is %zu bytes; the maximum fragment length asked for is %zu "
+                "bytes, and mbedTLS 3.6 sends a handshake message in one record (it cannot split "
+                "it), so a server that accepts the limit would answer record_overflow. Nothing "
+                "was sent.\n",
+                what, d->needed, d->available);
+        size_t fits = 0;
+        for (size_t v = 512; v <= 4096; v *= 2)
+            if (fits == 0 && v >= d->needed && v <= MBEDTLS_SSL_IN_CONTENT_LEN &&
+                v <= MBEDTLS_SSL_OUT_CONTENT_LEN)
+                fits = v;
+        /* "none" only where the server's 16 KB records fit the input buffer. */
+        bool none = MBEDTLS_SSL_IN_CONTENT_LEN >= 16384;
+        if (fits)
+            add(&t, "  fix: ask for --max-fragment %zu%s, or send a shorter chain\n", fits,
+                none ? " (or none)" : "");
+        else
+            add(&t, "  fix: %ssend a shorter chain (the leaf alone, EC keys)\n",
+                none ? "ask for no fragment length (--max-fragment none), or " : "");
+        break;
+    }
     case TETHER_TLS_HANDSHAKE_MESSAGE_TOO_LARGE:
         add(&t,
             "  the server's handshake message (its certificate chain, at this stage) is %zu "
