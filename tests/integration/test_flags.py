@@ -141,3 +141,36 @@ def test_malformed_dps_response_is_shown(make_broker, pki, tmp_path):
     assert "\u0001\u00ff" in j["response"]  # every byte kept, escaped
     assert j["response_truncated"] is True and j["response_bytes"] == total
     assert len(j["response"]) == 256
+
+
+def test_kiss_of_death_shows_its_code(tmp_path):
+    """SNTP_KISS_OF_DEATH's hint says the kiss code is in the details: it is, in both forms.
+    A scripted server answers one request with a RATE kiss-o'-death (RFC 5905, 7.4)."""
+    import socket
+
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.settimeout(10)
+
+    def answer(n):
+        for _ in range(n):
+            req, peer = sock.recvfrom(128)
+            reply = bytearray(48)
+            reply[0] = (3 << 6) | (4 << 3) | 4  # unsynchronised, version 4, server
+            reply[1] = 0  # stratum 0: a kiss-o'-death
+            reply[12:16] = b"RATE"
+            reply[24:32] = req[40:48]  # originate = the request's transmit time
+            sock.sendto(bytes(reply), peer)
+
+    server = threading.Thread(target=answer, args=(2,))
+    server.start()
+    try:
+        text = _tether("time", "sync", "--server", f"127.0.0.1:{sock.getsockname()[1]}")
+        js = _tether("time", "sync", "--server", f"127.0.0.1:{sock.getsockname()[1]}", "--json")
+    finally:
+        server.join(15)
+        sock.close()
+    assert text.returncode == 1 and "error SNTP_KISS_OF_DEATH" in text.stderr, text.stderr
+    assert "  kiss code: RATE" in text.stderr
+    j = _last_json(js)
+    assert j["status"] == "SNTP_KISS_OF_DEATH" and j["kiss_code"] == "RATE"
