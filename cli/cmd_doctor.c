@@ -479,6 +479,8 @@ int cmd_doctor(int argc, char **argv)
                 check(&d, "FAIL", "register", "%s: %s%s%s; fix: %s", tether_status_name(st),
                       tether_status_message(st), r.error_code ? "; DPS errorCode " : "",
                       r.error_code ? r.error_message : "", tether_status_hint(st));
+            if (st != TETHER_OK && !d.json)
+                cli_dps_details(stdout, false, &r); /* the status, the response as it came */
         } else if (st == TETHER_OK) {
             check(&d, "SKIP", "register", "registration (--no-register)");
         }
