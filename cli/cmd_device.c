@@ -491,6 +491,12 @@ static void on_event(void *context, const tether_hub_event *e)
             printf("{\"event\":\"connected\"}\n");
         else if (e->kind == TETHER_HUB_EVENT_DISCONNECTED)
             printf("{\"event\":\"disconnected\",\"cause\":\"%s\"}\n", tether_status_name(e->cause));
+        else if (e->kind == TETHER_HUB_EVENT_UNREADABLE) {
+            printf("{\"event\":\"unreadable\",\"cause\":\"%s\",\"size\":%zu,\"topic\":",
+                   tether_status_name(e->cause), e->size);
+            cli_untrusted_bytes(stdout, (const uint8_t *)e->topic.ptr, e->topic.len, true);
+            printf("}\n");
+        }
         fflush(stdout);
         return;
     }
@@ -510,6 +516,11 @@ static void on_event(void *context, const tether_hub_event *e)
         break;
     case TETHER_HUB_EVENT_REPORTED:
         printf("reported properties stored (twin version %llu)\n", (unsigned long long)e->version);
+        break;
+    case TETHER_HUB_EVENT_UNREADABLE:
+        printf("warning: %s: a %zu-byte message on topic ", tether_status_name(e->cause), e->size);
+        cli_untrusted_bytes(stdout, (const uint8_t *)e->topic.ptr, e->topic.len, false);
+        printf(" was not handled (%s)\n", tether_status_message(e->cause));
         break;
     case TETHER_HUB_EVENT_DISCARDED:
         printf("warning: a %zu-byte message was discarded (receive buffer %d)\n", e->size,

@@ -70,7 +70,10 @@ typedef enum tether_hub_event_kind {
     TETHER_HUB_EVENT_WAITING,       /**< Reconnecting after wait_ms. */
     TETHER_HUB_EVENT_TOKEN_RENEWAL, /**< Reconnecting with a fresh SAS token. */
     TETHER_HUB_EVENT_REPORTED,      /**< The hub stored a reported patch (version). */
-    TETHER_HUB_EVENT_DISCARDED      /**< A message too large for the receive buffer (size). */
+    TETHER_HUB_EVENT_DISCARDED,     /**< A message too large for the receive buffer (size). */
+    /** A message on a topic tether cannot read (cause HUB_MALFORMED_TOPIC or
+     *  HUB_UNKNOWN_TOPIC; the topic and the payload's size): it was not handled. */
+    TETHER_HUB_EVENT_UNREADABLE
 } tether_hub_event_kind;
 
 typedef struct tether_hub_event {
@@ -80,6 +83,7 @@ typedef struct tether_hub_event {
     uint32_t failures; /**< Consecutive failed connection attempts. */
     uint64_t version;
     size_t size;
+    tether_view topic; /**< UNREADABLE: the topic as received (untrusted), during the call. */
 } tether_hub_event;
 
 /** A cloud-to-device message. Views are valid during the callback only. */

@@ -174,3 +174,60 @@ def test_kiss_of_death_shows_its_code(tmp_path):
     assert "  kiss code: RATE" in text.stderr
     j = _last_json(js)
     assert j["status"] == "SNTP_KISS_OF_DEATH" and j["kiss_code"] == "RATE"
+
+
+def _answering_client(pki, broker, name, answers):
+    """A paho client on the broker that answers each request topic prefix with a publish:
+    answers maps a subscription to a function(topic) -> (topic, payload)."""
+    key, crt = pki.device(name)
+    ready = threading.Event()
+    client = mqtt.Client(client_id=name)
+    client.tls_set(ca_certs=str(pki.root), certfile=str(crt), keyfile=str(key))
+
+    def on_message(c, _userdata, msg):
+        for prefix, answer in answers.items():
+            if msg.topic.startswith(prefix.rstrip("#")):
+                c.publish(*answer(msg.topic), qos=1)
+
+    client.on_message = on_message
+    client.on_subscribe = lambda *a: ready.set()
+    client.on_connect = lambda c, *a: c.subscribe([(t, 1) for t in answers])
+    client.connect("localhost", broker.port)
+    client.loop_start()
+    assert ready.wait(10)
+    return client
+
+
+def test_unreadable_hub_topic_is_shown(make_broker, pki, tmp_path):
+    """HUB_MALFORMED_TOPIC's hint says the topic is in the details: a message on a topic tether
+    cannot read is reported with it, not dropped in silence. One broker plays DPS (assigning
+    the device to itself) and the hub, which sends a cloud-to-device message whose property
+    bag has a bad escape."""
+    broker = make_broker()
+    key, crt = pki.device("hubdev")
+    assigned = json.dumps({"operationId": "4.op", "status": "assigned", "registrationState": {
+        "registrationId": "hubdev", "assignedHub": "localhost", "deviceId": "hubdev",
+        "status": "assigned", "substatus": "initialAssignment"}})
+    bad = "devices/hubdev/messages/devicebound/%zz=1"
+    client = _answering_client(pki, broker, "cloud-side", {
+        "$dps/registrations/PUT/#": lambda t: (
+            "$dps/registrations/res/200/?$rid=" + t.split("$rid=")[1], assigned),
+        "$iothub/twin/GET/#": lambda t: (bad, b"payload"),
+    })
+    try:
+        base = ["--cafile", pki.root, "--cert", crt, "--key", key, "--state", tmp_path / "h.state"]
+        p = _tether("register", "--endpoint", f"localhost:{broker.port}", "--connect-to",
+                    f"127.0.0.1:{broker.port}", "--id-scope", "0ne00000000", "--registration-id",
+                    "hubdev", *base)
+        assert p.returncode == 0, p.stdout + p.stderr
+        text = _tether("run", *base, "--duration", "2")
+        js = _tether("run", *base, "--duration", "2", "--json")
+    finally:
+        client.loop_stop()
+        client.disconnect()
+    assert text.returncode == 0, text.stdout + text.stderr
+    assert (f"warning: HUB_MALFORMED_TOPIC: a 7-byte message on topic {bad} was not handled"
+            in text.stdout), text.stdout
+    events = [json.loads(l) for l in js.stdout.splitlines() if l.startswith('{"event"')]
+    assert {"event": "unreadable", "cause": "HUB_MALFORMED_TOPIC", "size": 7,
+            "topic": bad} in events, js.stdout
