@@ -59,6 +59,11 @@ void cli_report_failure_with(const cli_tls *c, tether_status st, const char *dur
  * text with those as \xXX. */
 void cli_untrusted_bytes(FILE *f, const uint8_t *p, size_t len, bool json);
 
+/* The id scope and registration id: the flags', else those of the result stored in --state.
+ * Returns -1 with both copied, else an exit status after saying what is missing. */
+int cli_provisioning_ids(const cli_args *a, char *scope, size_t scope_cap, char *reg_id,
+                         size_t reg_cap);
+
 /* The details of a failed DPS registration (a tether_dps_result): status, errorCode and
  * message, the operation's state, and the last response as it came. */
 void cli_dps_details(FILE *f, bool json, const void *result);

@@ -199,19 +199,11 @@ static void progress(void *context, const tether_dps_progress *p)
 
 static uint8_t record_buf[TETHER_RECORD_MAX];
 
-static int setup_identity(device *d)
+int cli_provisioning_ids(const cli_args *a, char *scope_out, size_t scope_cap, char *reg_out,
+                         size_t reg_cap)
 {
-    const cli_args *a = d->args;
-    const char *endpoint = cli_get(a, "endpoint");
-    if (!cli_split_host_port(endpoint ? endpoint : TETHER_DPS_GLOBAL_ENDPOINT, d->endpoint_host,
-                             sizeof d->endpoint_host, &d->endpoint_port, 8883))
-        return usage("--endpoint wants HOST or HOST:PORT");
-    const char *via = cli_get(a, "connect-to");
-    if (via && !cli_split_host_port(via, d->dial_host, sizeof d->dial_host, &d->dial_port, 8883))
-        return usage("--connect-to wants HOST:PORT");
-    /* The ids on the command line, else those of the stored result named by --state: the
+    /* The ids on the command line, else those of the stored result named by --state: a
      * command asks only for what that result does not hold. */
-    memset(&d->record, 0, sizeof d->record);
     const char *scope = cli_get(a, "id-scope"), *reg_id = cli_get(a, "registration-id");
     const char *state = cli_get(a, "state");
     tether_provisioning_record stored; /* outlives the block: scope and reg_id point into it */
@@ -232,9 +224,27 @@ static int setup_identity(device *d)
     if (reg_id == NULL || scope == NULL)
         return usage("--id-scope and --registration-id are required (or --state FILE of a "
                      "stored result)");
-    snprintf(d->record.id_scope, sizeof d->record.id_scope, "%s", scope);
-    snprintf(d->record.registration_id, sizeof d->record.registration_id, "%s", reg_id);
-    reg_id = d->record.registration_id;
+    snprintf(scope_out, scope_cap, "%s", scope);
+    snprintf(reg_out, reg_cap, "%s", reg_id);
+    return -1;
+}
+
+static int setup_identity(device *d)
+{
+    const cli_args *a = d->args;
+    const char *endpoint = cli_get(a, "endpoint");
+    if (!cli_split_host_port(endpoint ? endpoint : TETHER_DPS_GLOBAL_ENDPOINT, d->endpoint_host,
+                             sizeof d->endpoint_host, &d->endpoint_port, 8883))
+        return usage("--endpoint wants HOST or HOST:PORT");
+    const char *via = cli_get(a, "connect-to");
+    if (via && !cli_split_host_port(via, d->dial_host, sizeof d->dial_host, &d->dial_port, 8883))
+        return usage("--connect-to wants HOST:PORT");
+    memset(&d->record, 0, sizeof d->record);
+    int rc = cli_provisioning_ids(a, d->record.id_scope, sizeof d->record.id_scope,
+                                  d->record.registration_id, sizeof d->record.registration_id);
+    if (rc >= 0)
+        return rc;
+    const char *reg_id = d->record.registration_id;
     int kinds = cli_has(a, "cert") + cli_has(a, "symmetric-key") + cli_has(a, "group-key");
     if (kinds != 1)
         return usage("give one credential: --cert/--key, --symmetric-key or --group-key");
@@ -260,6 +270,7 @@ static int setup_identity(device *d)
     else if (tether_tls_identity_sha256(&d->conn.tls, d->record.credential_sha256) != TETHER_OK)
         return usage("--cert and --key are required for X.509 attestation");
 
+    const char *state = cli_get(a, "state");
     if (state) {
         snprintf(d->state_path, sizeof d->state_path, "%s", state);
     } else {
@@ -365,6 +376,20 @@ static int cmd_register(const cli_args *a)
         return rc;
     bool force = cli_has(a, "force");
     rc = provision(&d, force);
+    const char *via = cli_get(a, "connect-to");
+    if (rc < 0 && !d.registered_now && via != NULL && strcmp(via, d.record.connect_to) != 0) {
+        /* The flag wins over the stored address: keep the new one for later starts. */
+        snprintf(d.record.connect_to, sizeof d.record.connect_to, "%s", via);
+        tether_file_store fs;
+        tether_store store = tether_file_store_init(&fs, d.state_path);
+        tether_status st = tether_store_save(&store, record_buf, sizeof record_buf, &d.record);
+        if (st != TETHER_OK) {
+            cli_report_failure(&d.conn, st, "saving the provisioning result", d.json);
+            rc = CLI_EXIT_FAILED;
+        } else if (!d.json) {
+            printf("stored --connect-to address is now %s\n", via);
+        }
+    }
     if (rc < 0) {
         if (d.json) {
             printf("{\"status\":\"OK\",\"from_store\":%s,\"elapsed_ms\":%llu,",

@@ -142,9 +142,9 @@ static void check_fragment_length(doctor *d, const cli_args *a, const tether_tls
 }
 
 /* The X.509 checks; returns false when the certificate or key could not be read. */
-static bool check_x509(doctor *d, const cli_args *a, const tether_tls_build_info *b)
+static bool check_x509(doctor *d, const cli_args *a, const tether_tls_build_info *b,
+                       const char *reg_id)
 {
-    const char *reg_id = cli_get(a, "registration-id");
     mbedtls_x509_crt chain;
     mbedtls_pk_context key;
     mbedtls_x509_crt_init(&chain);
@@ -336,16 +336,33 @@ int cmd_doctor(int argc, char **argv)
     tether_heap_use_system(0); /* before the first mbedTLS allocation: every byte counted */
     tether_tls_build_info b;
     tether_tls_get_build_info(&b);
-    const char *reg_id = cli_get(&a, "registration-id");
-    if (reg_id == NULL || cli_get(&a, "id-scope") == NULL) {
-        fprintf(stderr, "tether: --id-scope and --registration-id are required (see --help)\n");
+    char scope[32], reg_buf[129];
+    rc = cli_provisioning_ids(&a, scope, sizeof scope, reg_buf, sizeof reg_buf);
+    if (rc >= 0)
+        return rc;
+    const char *reg_id = reg_buf;
+    long timeout_s;
+    if (!cli_get_long(&a, "timeout", 120, 1, 86400, &timeout_s))
         return CLI_EXIT_USAGE;
-    }
     if (d.json)
         printf("{\"profile\":\"%s\",\"checks\":[", b.profile);
 
+    /* --sntp-server corrects tether's clock first, as on every connecting command:
+     * the certificate dates are read on it. */
+    const char *sntp = cli_get(&a, "sntp-server");
+    if (sntp != NULL) {
+        tether_status ts = cli_sync_clock(sntp, false, false);
+        if (ts == TETHER_OK)
+            check(&d, "PASS", "sntp", "clock set from %s", sntp);
+        else
+            check(&d, "FAIL", "sntp", "%s: %s (%s)", sntp, tether_status_name(ts),
+                  tether_status_message(ts));
+    }
+
     if (cli_has(&a, "cafile"))
         check_trust(&d, &a);
+    else if (cli_has(&a, "insecure"))
+        check(&d, "WARN", "trust", "--insecure: the server is NOT verified (tests only)");
     else
         check(&d, "FAIL", "trust", "no --cafile: tether verifies the server and needs its root");
 
@@ -353,7 +370,7 @@ int cmd_doctor(int argc, char **argv)
         if (!cli_has(&a, "key"))
             check(&d, "FAIL", "key", "--cert needs --key");
         else
-            check_x509(&d, &a, &b);
+            check_x509(&d, &a, &b, reg_id);
     } else if (cli_has(&a, "symmetric-key") || cli_has(&a, "group-key")) {
         char token[512];
         size_t len;
@@ -367,9 +384,8 @@ int cmd_doctor(int argc, char **argv)
             key = derived;
         }
         if (st == TETHER_OK)
-            st = tether_sas_dps_token(cli_get(&a, "id-scope"), reg_id, key,
-                                      (uint64_t)tether_port_time_s() + 3600, token, sizeof token,
-                                      &len);
+            st = tether_sas_dps_token(scope, reg_id, key, (uint64_t)tether_port_time_s() + 3600,
+                                      token, sizeof token, &len);
         if (st == TETHER_OK)
             check(&d, "PASS", "key", "symmetric key is valid base64; a DPS token can be signed");
         else
@@ -456,7 +472,7 @@ int cmd_doctor(int argc, char **argv)
             cfg.endpoint = host;
             cfg.port = dial_port;
             cfg.connect_to = conn.opts.connect_host;
-            cfg.id_scope = cli_get(&a, "id-scope");
+            cfg.id_scope = scope;
             cfg.registration_id = reg_id;
             cfg.sas_key = cli_get(&a, "symmetric-key");
             if (cli_get(&a, "group-key")) {
@@ -467,6 +483,7 @@ int cmd_doctor(int argc, char **argv)
                 cfg.sas_key = key;
             }
             cfg.payload = cli_get(&a, "payload");
+            cfg.timeout_ms = (uint32_t)timeout_s * 1000u;
             cfg.tls = conn.opts;
             cfg.tls.on_stage = NULL;
             tether_dps_result r;

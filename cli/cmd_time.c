@@ -80,7 +80,11 @@ tether_status cli_sync_clock(const char *server, bool verbose, bool json)
         print_failure(st, server, &r, json);
         return st;
     }
-    tether_port_set_time_offset_ms(r.offset_ms);
+    /* The offset was measured against tether's clock, which may be corrected already (doctor
+     * syncs, then the connection's set-up syncs again): add it, never replace. */
+    static int64_t applied_ms;
+    applied_ms += r.offset_ms;
+    tether_port_set_time_offset_ms(applied_ms);
     if (verbose)
         fprintf(stderr, "clock set from %s (stratum %u): offset %+lld ms, round trip %lld ms\n",
                 server, (unsigned)r.reply.stratum, (long long)r.offset_ms, (long long)r.delay_ms);

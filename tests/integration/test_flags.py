@@ -12,6 +12,7 @@ import threading
 import paho.mqtt.client as mqtt
 
 from conftest import TETHER, enroll, free_port
+from test_time import in_1970, ntp_server  # noqa: F401 (a fixture)
 
 
 def _tether(*args, timeout=120):
@@ -231,3 +232,35 @@ def test_unreadable_hub_topic_is_shown(make_broker, pki, tmp_path):
     events = [json.loads(l) for l in js.stdout.splitlines() if l.startswith('{"event"')]
     assert {"event": "unreadable", "cause": "HUB_MALFORMED_TOPIC", "size": 7,
             "topic": bad} in events, js.stdout
+
+
+def test_register_keeps_a_new_connect_to(cloud, tmp_path):
+    """A stored result is used, but the address on the command line replaces the stored one."""
+    cred = enroll(cloud, "x509-individual", "flag-move")
+    state = tmp_path / "move.state"
+    common = ["--endpoint", f"localhost:{cloud.port}", "--id-scope", cloud.scope,
+              "--registration-id", "flag-move", "--cafile", cloud.ca, "--state", state, *cred]
+    assert _tether("register", *common, "--connect-to", f"127.0.0.1:{cloud.port}").returncode == 0
+    p = _tether("register", *common, "--connect-to", f"localhost:{cloud.port}")
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert "already provisioned" in p.stdout
+    assert f"connect_to=localhost:{cloud.port}\n" in state.read_text()
+    assert cloud.json("device", "show", "flag-move")["registrations"] == 1
+
+
+def test_doctor_takes_state_sntp_and_timeout(cloud, ntp_server, tmp_path):
+    """doctor on a clock at 1970: --sntp-server sets it before the clock check (and the
+    handshake's own sync keeps it set); --state gives the ids."""
+    cred, state, _ = _register_without_connect_to(cloud, tmp_path, "flag-doc")
+    args = ["doctor", "--state", state, "--endpoint", f"localhost:{cloud.port}", "--connect-to",
+            f"127.0.0.1:{cloud.port}", "--cafile", cloud.ca, *cred, "--timeout", "30"]
+    p = in_1970(*args, "--sntp-server", ntp_server)
+    assert p.returncode == 0, p.stdout + p.stderr
+    lines = p.stdout.splitlines()
+    assert any(l.startswith("PASS") and f"clock set from {ntp_server}" in l for l in lines)
+    assert any(l.startswith("PASS") and "clock is set" in l for l in lines), p.stdout
+    assert any(l.startswith("PASS") and "DPS assigned flag-doc" in l for l in lines), p.stdout
+
+    p = in_1970(*args)
+    assert p.returncode == 1
+    assert any(l.startswith("FAIL") and "sync time first" in l for l in p.stdout.splitlines())
