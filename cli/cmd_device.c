@@ -19,7 +19,9 @@ const cli_option cli_provisioning_options[] = {
     {"symmetric-key", "KEY", "the device's own key (base64): symmetric-key attestation"},
     {"group-key", "KEY", "an enrollment group's key: the device key is derived from it"},
     {"payload", "JSON", "custom data sent with the registration"},
-    {"state", "FILE", "the stored provisioning result (default .tether/state/ID.state)"},
+    {"state", "FILE",
+     "the stored provisioning result (default .tether/state/ID.state); it gives the ids when "
+     "--id-scope or --registration-id is not given"},
     {"force", NULL, "register with DPS even when a valid result is stored"},
     {"timeout", "S", "give up provisioning after S seconds (default 120)"},
     {NULL, NULL, NULL},

@@ -11,12 +11,16 @@ const cli_option cli_host_options[] = {
 };
 
 const cli_option cli_tls_options[] = {
-    {"connect-to", "ADDR", "dial this address instead of --host; SNI and checks keep --host"},
+    {"connect-to", "ADDR",
+     "dial this address instead of --host (and of a stored address); SNI and checks keep the "
+     "real name"},
     {"cafile", "FILE", "trusted root certificates, PEM or DER (repeatable)"},
     {"cert", "FILE", "client certificate chain, leaf first, PEM or DER"},
     {"key", "FILE", "client private key (EC P-256/P-384, RSA 2048-4096), PEM or DER"},
     {"key-password", "TEXT", "password of an encrypted private key"},
-    {"max-fragment", "N", "ask for records of at most N bytes (512..4096), or none"},
+    {"max-fragment", "N",
+     "ask for records of at most N bytes (512..4096), or none; the Certificate message must "
+     "fit"},
     {"tls12", NULL, "offer TLS 1.2 only (builds with TLS 1.3 offer both)"},
     {"heap-limit", "BYTES", "serve every mbedTLS allocation from an arena of this size"},
     {"sntp-server", "HOST[:PORT]", "set tether's clock from this SNTP server before connecting"},
