@@ -147,11 +147,10 @@ static const status_entry table[] = {
          "use a profile with a larger input buffer (tight: 4 KB, esp-idf: 16 KB), or have the "
          "server send a shorter chain (EC keys, no root)"},
     [TETHER_TLS_FRAGMENT_LENGTH_REFUSED] = {"TLS_FRAGMENT_LENGTH_REFUSED",
-                                            "the server refused a record within the maximum "
-                                            "fragment length asked for (record_overflow)",
-                                            "the server does not honour the fragment length as "
-                                            "RFC 6066 says: ask for none (--max-fragment none) "
-                                            "with a profile whose input buffer is 16 KB"},
+                                            "the server refused a record within the fragment "
+                                            "length asked for (record_overflow)",
+                                            "ask for none, with a profile whose input buffer "
+                                            "is 16 KB"},
     [TETHER_TLS_HANDSHAKE_TIMEOUT] = {"TLS_HANDSHAKE_TIMEOUT",
                                       "the TLS handshake did not finish in time",
                                       "the server stopped answering mid-handshake; check the "
@@ -324,12 +323,9 @@ static const status_entry table[] = {
 
     [TETHER_TLS_FRAGMENT_LENGTH_TOO_SMALL] =
         {"TLS_FRAGMENT_LENGTH_TOO_SMALL",
-         "a handshake message of the client (its Certificate message) is larger than the "
-         "maximum fragment length asked for",
-         "mbedTLS 3.6 sends a handshake message in one record and cannot split it, and a server "
-         "that accepts the limit answers a longer record with record_overflow: ask for a larger "
-         "fragment length (--max-fragment, at least the message size) or none, or send a "
-         "shorter chain (the leaf alone, EC keys)"},
+         "the client's Certificate message exceeds the maximum fragment length asked for",
+         "mbedTLS sends it in one record (the server answers record_overflow): ask for a "
+         "larger fragment length, or none, or send a shorter chain"},
 };
 
 _Static_assert(sizeof table / sizeof table[0] == TETHER_STATUS_COUNT,

@@ -289,35 +289,31 @@ void tether_tls_describe(const tether_tls_diag *d, char *buf, size_t len)
         add(&t, "  fix: %s\n", tether_status_hint(d->status));
         break;
     case TETHER_TLS_FRAGMENT_LENGTH_TOO_SMALL: {
+        /* The words name the message, the numbers and mbedTLS's limit: the fix follows. */
         const char *what = d->handshake_type == MBEDTLS_SSL_HS_CERTIFICATE_VERIFY
                                ? "CertificateVerify"
                                : "Certificate";
         if (d->alert >= 0)
             add(&t,
-                "  the server accepted the %zu-byte maximum fragment length tether asked for, "
-                "then got your %zu-byte %s message in one record and answered record_overflow: "
-                "mbedTLS 3.6 cannot split a handshake message it sends\n",
+                "  the server accepted the %zu-byte maximum fragment length, got your %zu-byte "
+                "%s message in one record and answered record_overflow\n",
                 d->available, d->needed, what);
         else
             add(&t,
                 "  your %s message is %zu bytes; the maximum fragment length asked for is %zu "
-                "bytes, and mbedTLS 3.6 sends a handshake message in one record (it cannot split "
-                "it), so a server that accepts the limit would answer record_overflow. Nothing "
-                "was sent.\n",
+                "bytes. Nothing was sent.\n",
                 what, d->needed, d->available);
         size_t fits = 0;
         for (size_t v = 512; v <= 4096; v *= 2)
             if (fits == 0 && v >= d->needed && v <= MBEDTLS_SSL_IN_CONTENT_LEN &&
                 v <= MBEDTLS_SSL_OUT_CONTENT_LEN)
                 fits = v;
-        /* "none" only where the server's 16 KB records fit the input buffer. */
-        bool none = MBEDTLS_SSL_IN_CONTENT_LEN >= 16384;
+        add(&t, "  mbedTLS 3.6 cannot split a handshake message it sends\n  fix: ");
         if (fits)
-            add(&t, "  fix: ask for --max-fragment %zu%s, or send a shorter chain\n", fits,
-                none ? " (or none)" : "");
-        else
-            add(&t, "  fix: %ssend a shorter chain (the leaf alone, EC keys)\n",
-                none ? "ask for no fragment length (--max-fragment none), or " : "");
+            add(&t, "--max-fragment %zu, or ", fits);
+        else if (MBEDTLS_SSL_IN_CONTENT_LEN >= 16384) /* the server's 16 KB records fit */
+            add(&t, "--max-fragment none, or ");
+        add(&t, "a shorter chain\n");
         break;
     }
     case TETHER_TLS_HANDSHAKE_MESSAGE_TOO_LARGE:

@@ -35,7 +35,7 @@ def test_register_refuses_before_connecting(cloud, tmp_path, mfl):
     assert "error TLS_FRAGMENT_LENGTH_TOO_SMALL before connecting" in err, err
     assert f"the maximum fragment length asked for is {mfl} bytes" in err
     assert "your Certificate message is " in err
-    assert "fix: ask for --max-fragment 2048" in err
+    assert "fix: --max-fragment 2048, or a shorter chain" in err
     assert "registering" not in p.stdout  # nothing was dialled
 
     j = _json(_register(cloud, tmp_path, f"mfl-{mfl}-json", "--max-fragment", mfl, "--json"))
