@@ -120,6 +120,7 @@ typedef enum tether_status {
     TETHER_STORE_CORRUPT,
     TETHER_STORE_FOREIGN,
     TETHER_STORE_WRITE_FAILED,
+    TETHER_STORE_NOT_DURABLE,
 
     /* Time. */
     TETHER_CLOCK_NOT_SET,
