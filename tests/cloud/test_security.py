@@ -1,0 +1,245 @@
+"""The local cloud under attack: every attack of the matrix (issue 14), each asserting its
+refusal, and a legitimate device still working at the end. Prints
+"security matrix: attempts=N refused=N".
+
+A refusal is what a client can observe: a CONNACK other than 0, a DPS answer 401, a SUBACK
+0x80, a connection closed by the broker, or (for a publish, which MQTT 3.1.1 cannot refuse) the
+plugin's ACL denial in the broker log together with the message never reaching the service.
+"""
+import json
+import os
+import socket
+import sqlite3
+import ssl
+import subprocess
+import time
+
+import pytest
+
+from conftest import Cloud, TOOL, parse_res, run, sas_token, DPS_API, HUB_API
+
+ATTEMPTS = []  # (attack, refused)
+
+
+def attack(name, refused):
+    ATTEMPTS.append((name, bool(refused)))
+    assert refused, f"attack not refused: {name}"
+
+
+def provision(cloud, reg):
+    """Enroll a symmetric-key device and register it through DPS; return (hub, key)."""
+    e = cloud.cli_json("enrollment", "create", "--registration-id", reg)
+    key = e["attestation"]["symmetricKey"]["primaryKey"]
+    status, res, _ = cloud.register(reg, password=sas_token(
+        f"{cloud.scope}/registrations/{reg}", key, skn="registration"))
+    assert status == 200 and res["status"] == "assigned"
+    return res["registrationState"]["assignedHub"], key
+
+
+def hub_connect(cloud, dev, hub, key=None, password=None, client_id=None, **kw):
+    if password is None:
+        password = sas_token(f"{hub}/devices/{dev}", key)
+    d = cloud.hub_device(dev, hub=hub, password=password or None, **kw)
+    if client_id is not None:
+        d.c._client_id = client_id.encode()
+    return d, d.connect()
+
+
+def dps_refused(cloud, reg, **kw):
+    """True when DPS refuses the registration: at CONNECT, or with 401 to the request."""
+    d = cloud.dps(reg, **kw)
+    rc = d.connect()
+    if rc != 0:
+        return True
+    try:
+        if d.subscribe("$dps/registrations/res/#") != (1,):
+            return True
+        d.publish("$dps/registrations/PUT/iotdps-register/?$rid=1",
+                  json.dumps({"registrationId": reg}))
+        m = d.get(timeout=10)
+        if m is None:
+            return not d.c.is_connected()
+        status, _ = parse_res(m.topic)
+        return status == 401 and json.loads(m.payload)["errorCode"] == 401002
+    finally:
+        d.close()
+
+
+def broker_log(cloud):
+    with open(os.path.join(cloud.dir, "mosquitto.log"), errors="replace") as f:
+        return f.read()
+
+
+def wait_for_log(cloud, text, timeout=5):
+    end = time.time() + timeout
+    while time.time() < end:
+        if text in broker_log(cloud):
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def monitor_saw(cloud, needle):
+    p = cloud.cli("monitor", "--all", "--count", "100", "--timeout", "1", "--json", check=False)
+    return needle in p.stdout
+
+
+def openssl(*args):
+    subprocess.run(["openssl", *args], check=True, capture_output=True)
+
+
+def test_topics_of_another_device_on_hub(cloud):
+    hub, key = provision(cloud, "victim-1")
+    hub2, key2 = provision(cloud, "mallory-1")
+    m, rc = hub_connect(cloud, "mallory-1", hub2, key2)
+    assert rc == 0
+    # telemetry in the victim's name: the ACL refuses it (its denial is logged for exactly this
+    # client and topic) and the service never receives it
+    m.publish("devices/victim-1/messages/events/", b"spoofed-by-mallory").wait_for_publish()
+    denied = wait_for_log(cloud, "denied mallory-1 publish on devices/victim-1/messages/events/")
+    attack("hub: telemetry on another device's topic",
+           denied and not monitor_saw(cloud, "spoofed-by-mallory"))
+    for topic in ("devices/victim-1/messages/devicebound/#", "devices/+/messages/devicebound/#",
+                  "devices/victim-1/messages/events/#", "#", "$dps/registrations/res/#"):
+        attack(f"hub: subscribe {topic}", m.subscribe(topic) == (128,))
+    # another device's C2D is never delivered to mallory
+    cloud.cli("c2d", "send", "victim-1", "for-victim-only")
+    attack("hub: read another device's C2D", m.get(timeout=1) is None)
+    m.close()
+
+
+def test_topics_of_another_device_on_dps(cloud):
+    e = cloud.cli_json("enrollment", "create", "--registration-id", "dps-mallory")
+    key = e["attestation"]["symmetricKey"]["primaryKey"]
+    d = cloud.dps("dps-mallory", password=sas_token(f"{cloud.scope}/registrations/dps-mallory",
+                                                    key, skn="registration"))
+    assert d.connect() == 0
+    assert d.subscribe("$dps/registrations/res/#") == (1,)
+    d.publish("$dps/registrations/PUT/iotdps-register/?$rid=7",
+              json.dumps({"registrationId": "someone-else"}))
+    m = d.get()
+    attack("dps: register another registration id", m is not None and parse_res(m.topic)[0] == 400)
+    for topic in ("$iothub/twin/res/#", "devices/someone-else/messages/devicebound/#", "#"):
+        attack(f"dps: subscribe {topic}", d.subscribe(topic) == (128,))
+    d.publish("devices/someone-else/messages/events/", b"dps-spoof").wait_for_publish()
+    attack("dps: telemetry from a DPS connection",
+           wait_for_log(cloud, "denied dps-mallory publish on devices/someone-else/")
+           and not monitor_saw(cloud, "dps-spoof"))
+    d.close()
+
+
+def test_sas_tokens(cloud):
+    hub, key = provision(cloud, "sas-victim")
+    _, key_other = provision(cloud, "sas-other")
+    wrong = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="
+    res = f"{cloud.scope}/registrations/sas-victim"
+    attack("dps: expired SAS", dps_refused(cloud, "sas-victim", password=sas_token(
+        res, key, expiry=int(time.time()) - 60, skn="registration")))
+    attack("dps: SAS signed with a wrong key",
+           dps_refused(cloud, "sas-victim", password=sas_token(res, wrong, skn="registration")))
+    attack("dps: another device's SAS", dps_refused(cloud, "sas-victim", password=sas_token(
+        f"{cloud.scope}/registrations/sas-other", key_other, skn="registration")))
+    r = f"{hub}/devices/sas-victim"
+    attack("hub: expired SAS", hub_connect(cloud, "sas-victim", hub, password=sas_token(
+        r, key, expiry=int(time.time()) - 60))[1] not in (0, None, "timeout"))
+    attack("hub: SAS signed with a wrong key",
+           hub_connect(cloud, "sas-victim", hub, password=sas_token(r, wrong))[1] not in (0, None, "timeout"))
+    attack("hub: another device's SAS", hub_connect(cloud, "sas-victim", hub, password=sas_token(
+        f"{hub}/devices/sas-other", key_other))[1] not in (0, None, "timeout"))
+    attack("hub: no password", hub_connect(cloud, "sas-victim", hub, password="")[1] not in (0, None, "timeout"))
+    # credentials of one service on the other
+    attack("hub: DPS credentials on a hub", hub_connect(cloud, "sas-victim", hub, password=sas_token(
+        res, key, skn="registration"))[1] not in (0, None, "timeout"))
+    attack("dps: hub credentials on DPS", dps_refused(cloud, "sas-victim", password=sas_token(
+        r, key)))
+
+
+def test_certificates(cloud):
+    pki = os.path.join(cloud.dir, "pki")
+    cloud.cli("enrollment-group", "create", "--group-id", "line", "--attestation", "x509",
+              "--ca", os.path.join(pki, "intermediate.pem"))
+    # unknown CA: a self-signed certificate nobody enrolled
+    stranger = cloud.pki_device("cert-stranger", "--issuer", "self")
+    attack("dps: unknown-CA certificate",
+           dps_refused(cloud, "cert-stranger", cert=stranger["certificate"], key=stranger["key"]))
+    # rogue CA: same subject as the enrolled intermediate, another key
+    tmp = os.path.join(cloud.dir, "rogue")
+    os.makedirs(tmp, exist_ok=True)
+    subject = subprocess.run(["openssl", "x509", "-noout", "-subject", "-nameopt", "compat", "-in",
+                              os.path.join(pki, "intermediate.pem")], check=True,
+                             capture_output=True, text=True).stdout.strip()[len("subject="):]
+    ca_key, ca_crt = os.path.join(tmp, "ca.key"), os.path.join(tmp, "ca.pem")
+    openssl("ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", ca_key)
+    openssl("req", "-x509", "-new", "-key", ca_key, "-subj", subject, "-days", "30",
+            "-addext", "basicConstraints=critical,CA:TRUE", "-addext",
+            "keyUsage=critical,keyCertSign", "-out", ca_crt)
+    leaf_key, leaf_csr, leaf_crt = (os.path.join(tmp, n) for n in ("d.key", "d.csr", "d.pem"))
+    openssl("ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", leaf_key)
+    openssl("req", "-new", "-key", leaf_key, "-subj", "/CN=line-rogue", "-out", leaf_csr)
+    openssl("x509", "-req", "-in", leaf_csr, "-CA", ca_crt, "-CAkey", ca_key, "-CAcreateserial",
+            "-days", "30", "-out", leaf_crt)
+    chain = os.path.join(tmp, "chain.pem")
+    with open(chain, "w") as out:
+        out.write(open(leaf_crt).read() + open(ca_crt).read())
+    attack("dps: rogue-CA certificate (same subject as the enrolled CA)",
+           dps_refused(cloud, "line-rogue", cert=chain, key=leaf_key))
+    # the rogue certificate on the hub, in the name of a device the real CA enrolled
+    good = cloud.pki_device("line-good")
+    status, res, _ = cloud.register("line-good", cert=good["chain"], key=good["key"])
+    assert status == 200
+    hub = res["registrationState"]["assignedHub"]
+    d = cloud.hub_device("line-good", hub=hub, cert=chain, key=leaf_key)
+    attack("hub: rogue-CA certificate for an enrolled device", d.connect() not in (0, None, "timeout"))
+    d = cloud.hub_device("line-good", hub=hub, cert=stranger["certificate"], key=stranger["key"])
+    attack("hub: unknown-CA certificate for an enrolled device", d.connect() not in (0, None, "timeout"))
+
+
+def test_enrollment_and_registry_states(cloud):
+    e = cloud.cli_json("enrollment", "create", "--registration-id", "off-dev",
+                       "--provisioning-status", "disabled")
+    key = e["attestation"]["symmetricKey"]["primaryKey"]
+    status, res, _ = cloud.register("off-dev", password=sas_token(
+        f"{cloud.scope}/registrations/off-dev", key, skn="registration"))
+    attack("dps: disabled enrollment",
+           res["status"] == "disabled" and "assignedHub" not in res["registrationState"])
+    # deleted and disabled devices: the registry row is removed / disabled under the plugin
+    hub, key = provision(cloud, "gone-dev")
+    hub2, key2 = provision(cloud, "off-hub-dev")
+    with sqlite3.connect(os.path.join(cloud.dir, "registry.db"), timeout=10) as db:
+        db.execute("DELETE FROM devices WHERE device_id='gone-dev'")
+        db.execute("UPDATE devices SET status='disabled' WHERE device_id='off-hub-dev'")
+    attack("hub: deleted device", hub_connect(cloud, "gone-dev", hub, key)[1] not in (0, None, "timeout"))
+    attack("hub: disabled device", hub_connect(cloud, "off-hub-dev", hub2, key2)[1] not in (0, None, "timeout"))
+
+
+def test_identity_mismatches(cloud):
+    hub, key = provision(cloud, "id-dev")
+    e = cloud.cli_json("enrollment", "create", "--registration-id", "id-reg")
+    rkey = e["attestation"]["symmetricKey"]["primaryKey"]
+    attack("dps: client id other than the registration id",
+           dps_refused(cloud, "id-reg", client_id="someone-else", password=sas_token(
+               f"{cloud.scope}/registrations/id-reg", rkey, skn="registration")))
+    attack("hub: client id other than the username's device",
+           hub_connect(cloud, "id-dev", hub, key, client_id="someone-else")[1] not in (0, None, "timeout"))
+    attack("hub: username for another hub",
+           hub_connect(cloud, "id-dev", "tether-hub-9.localhost", password=sas_token(
+               f"tether-hub-9.localhost/devices/id-dev", key))[1] not in (0, None, "timeout"))
+
+
+def test_legitimate_device_still_works_and_tally(cloud, capsys):
+    hub, key = provision(cloud, "good-dev")
+    d, rc = hub_connect(cloud, "good-dev", hub, key)
+    assert rc == 0
+    d.publish("devices/good-dev/messages/events/", b"still-here").wait_for_publish()
+    assert d.subscribe("$iothub/twin/res/#") == (1,)
+    d.publish("$iothub/twin/GET/?$rid=1", b"")
+    m = d.get()
+    assert m is not None and parse_res(m.topic)[0] == 200
+    d.close()
+    assert monitor_saw(cloud, "still-here")
+    refused = sum(1 for _, r in ATTEMPTS if r)
+    with capsys.disabled():
+        print(f"\nsecurity matrix: attempts={len(ATTEMPTS)} refused={refused}")
+        for name, r in ATTEMPTS:
+            print(f"  {'refused' if r else 'ALLOWED'}  {name}")
+    assert refused == len(ATTEMPTS)
