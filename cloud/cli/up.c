@@ -90,6 +90,12 @@ static int find_module(const char *env, const char *name, const char *built, cha
     return access(out, R_OK) == 0 ? 0 : -1;
 }
 
+/* The broker's bounds (cloud/README.md, "Bounds"). The largest legitimate packet is a
+ * 256 KB telemetry message (IoT Hub's device-to-cloud limit) with the longest topic MQTT allows:
+ * fixed header 5 + topic length 2 + topic 65535 + packet id 2 + payload 262144. */
+#define TC_MAX_CONNECTIONS 10000
+#define TC_MAX_PACKET      (5 + 2 + 65535 + 2 + 256 * 1024)
+
 static int write_conf(const char *dir, int port, const char *plugin, char *conf, size_t size)
 {
     char abs[PATH_MAX];
@@ -125,9 +131,16 @@ static int write_conf(const char *dir, int port, const char *plugin, char *conf,
              "use_identity_as_username false\n"
              "tls_version tlsv1.2\n"
              "# IoT Hub: a QoS 2 publish closes the connection; QoS 2 subscriptions get QoS 1.\n"
-             "max_qos 1\n",
+             "max_qos 1\n"
+             "# Bounds (cloud/README.md): at most %d connections, logged in or not; no packet\n"
+             "# above a 256 KB telemetry message with a 64 KB topic (a longer one closes the\n"
+             "# connection before it is buffered). Before login the TLS shim allows a CONNECT of\n"
+             "# 16 KB, complete within 10 s of the accept.\n"
+             "max_connections %d\n"
+             "max_packet_size %d\n",
              abs, abs, pw != NULL ? "user " : "", pw != NULL ? pw->pw_name : "",
-             pw != NULL ? "\n" : "", plugin, abs, port, abs, abs, abs);
+             pw != NULL ? "\n" : "", plugin, abs, port, abs, abs, abs, TC_MAX_CONNECTIONS,
+             TC_MAX_CONNECTIONS, TC_MAX_PACKET);
     return tc_write_file(conf, text, strlen(text), 0600) == 0 ? 0 : fail("cannot write %s", conf);
 }
 

@@ -226,6 +226,169 @@ def test_identity_mismatches(cloud):
                f"tether-hub-9.localhost/devices/id-dev", key))[1] not in (0, None, "timeout"))
 
 
+# --- hostile packets: raw MQTT over TLS, the broker's memory measured -----------------------
+
+def rss_kb(cloud):
+    with open(f"/proc/{cloud.pid()}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise AssertionError("no VmRSS")
+
+
+def varint(n):
+    out = bytearray()
+    while True:
+        b, n = n % 128, n // 128
+        out.append(b | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
+
+
+def mqtt_string(s):
+    b = s.encode() if isinstance(s, str) else s
+    return len(b).to_bytes(2, "big") + b
+
+
+def tls_socket(cloud, host="localhost"):
+    ctx = ssl.create_default_context(cafile=cloud.ca)
+    raw = socket.create_connection(("127.0.0.1", cloud.port), timeout=10)
+    return ctx.wrap_socket(raw, server_hostname=host)
+
+
+def closed_by_peer(sock, timeout=5):
+    """True when the peer ends the connection within timeout seconds."""
+    sock.settimeout(timeout)
+    try:
+        while True:
+            if not sock.recv(4096):
+                return True
+    except (ConnectionError, ssl.SSLError, OSError) as e:
+        return not isinstance(e, socket.timeout)
+
+
+def stream_until_closed(sock, limit):
+    """Sends zeros until the peer closes (returns bytes sent) or limit bytes went out."""
+    chunk = b"\0" * 65536
+    sent = 0
+    sock.settimeout(5)
+    try:
+        while sent < limit:
+            sock.sendall(chunk)
+            sent += len(chunk)
+    except (ConnectionError, ssl.SSLError, OSError):
+        pass
+    return sent
+
+
+def raw_connect(cloud, device_id, hub, key):
+    s = tls_socket(cloud, hub)
+    user = f"{hub}/{device_id}/?api-version={HUB_API}"
+    body = (mqtt_string("MQTT") + bytes([4, 0xC2]) + (60).to_bytes(2, "big") +
+            mqtt_string(device_id) + mqtt_string(user) +
+            mqtt_string(sas_token(f"{hub}/devices/{device_id}", key)))
+    s.sendall(b"\x10" + varint(len(body)) + body)
+    s.settimeout(10)
+    ack = s.recv(4)
+    assert ack[:1] == b"\x20" and ack[3] == 0, ack
+    return s
+
+
+def test_connect_header_announcing_200_mb(cloud):
+    """Three anonymous connections announce a 200 MB CONNECT and keep streaming; then a device
+    that logged in announces a 200 MB PUBLISH. Each is closed before the broker buffers it."""
+    time.sleep(0.5)
+    before = rss_kb(cloud)
+    socks = [tls_socket(cloud) for _ in range(3)]
+    for s in socks:
+        s.sendall(b"\x10" + varint(200 * 1024 * 1024))
+    sent = [stream_until_closed(s, 16 * 1024 * 1024) for s in socks]
+    peak = rss_kb(cloud)
+    for s, n in zip(socks, sent):
+        attack("anonymous: CONNECT announcing 200 MB", n < 16 * 1024 * 1024 or closed_by_peer(s))
+        s.close()
+    hub, key = provision(cloud, "big-talker")
+    s = raw_connect(cloud, "big-talker", hub, key)
+    topic = mqtt_string("devices/big-talker/messages/events/")
+    s.sendall(b"\x32" + varint(200 * 1024 * 1024) + topic + b"\x00\x01")
+    n = stream_until_closed(s, 16 * 1024 * 1024)
+    attack("device: PUBLISH announcing 200 MB", n < 16 * 1024 * 1024 or closed_by_peer(s))
+    s.close()
+    after = rss_kb(cloud)
+    print(f"broker RSS: {before} kB before, {peak} kB after 3 x 200 MB CONNECT headers, "
+          f"{after} kB at the end")
+    attack("broker memory under 200 MB headers (RSS growth < 8 MB)",
+           max(peak, after) - before < 8 * 1024)
+
+
+def test_silent_connections_are_closed_in_time(cloud):
+    """A TLS connection that never sends CONNECT, and a TCP connection that never starts TLS,
+    are closed within the stated bound (10 s after the accept; the watchdog ticks 0.25 s)."""
+    start = time.time()
+    tls = tls_socket(cloud)
+    tcp = socket.create_connection(("127.0.0.1", cloud.port), timeout=20)
+    ok_tls = closed_by_peer(tls, timeout=20)
+    t_tls = time.time() - start
+    ok_tcp = closed_by_peer(tcp, timeout=20)
+    t_tcp = time.time() - start
+    print(f"silent TLS connection closed after {t_tls:.1f} s, silent TCP after {t_tcp:.1f} s")
+    attack("anonymous: TLS connection that never sends CONNECT", ok_tls and t_tls <= 11.5)
+    attack("anonymous: TCP connection that never starts TLS", ok_tcp and t_tcp <= 11.5)
+    # a CONNECT that starts but never ends is cut off at the same bound
+    slow = tls_socket(cloud)
+    slow.sendall(b"\x10\x40")
+    begin = time.time()
+    ok = closed_by_peer(slow, timeout=20)
+    attack("anonymous: CONNECT that never completes", ok and time.time() - begin <= 11.5)
+    # and a first packet that is not a CONNECT, or a CONNECT above 16 KB, at once
+    for first in (b"\x30\x05", b"\x10" + varint(64 * 1024)):
+        s = tls_socket(cloud)
+        s.sendall(first)
+        attack(f"anonymous: first packet {first[:1].hex()} of {len(first) - 1}-byte length",
+               closed_by_peer(s, timeout=3))
+        s.close()
+
+
+def test_repeated_subscribe_keeps_memory_flat(cloud):
+    """100,000 repeats of a SUBSCRIBE the connection already holds: refused (SUBACK 0x80),
+    and the broker's RSS stays flat (Mosquitto 2.0.11 alone keeps ~47 bytes per repeat)."""
+    hub, key = provision(cloud, "sub-repeater")
+    s = raw_connect(cloud, "sub-repeater", hub, key)
+    filt = mqtt_string("$iothub/twin/res/#") + b"\x01"
+
+    def subscribe_batch(first_mid, count):
+        out = bytearray()
+        for i in range(count):
+            mid = (first_mid + i) % 65535 + 1
+            out += b"\x82" + varint(2 + len(filt)) + mid.to_bytes(2, "big") + filt
+        s.sendall(out)
+        need, got, codes = count * 5, bytearray(), bytearray()
+        while len(got) < need:
+            data = s.recv(65536)
+            assert data, "the broker closed the connection"
+            got += data
+        for i in range(0, need, 5):
+            assert got[i] == 0x90
+            codes.append(got[i + 4])
+        return codes
+
+    assert subscribe_batch(0, 1) == bytearray([1])
+    time.sleep(0.3)
+    before = rss_kb(cloud)
+    refused = 0
+    for b in range(100):
+        refused += subscribe_batch(1 + b * 1000, 1000).count(0x80)
+    during = rss_kb(cloud)
+    s.close()
+    time.sleep(0.5)
+    after = rss_kb(cloud)
+    print(f"100,000 repeated SUBSCRIBEs: {refused} refused; broker RSS {before} kB before, "
+          f"{during} kB after, {after} kB after disconnect")
+    attack("device: 100,000 repeated SUBSCRIBEs refused", refused == 100000)
+    attack("broker memory under 100,000 repeated SUBSCRIBEs (RSS growth < 1 MB)",
+           max(during, after) - before < 1024)
+
+
 def test_legitimate_device_still_works_and_tally(cloud, capsys):
     hub, key = provision(cloud, "good-dev")
     d, rc = hub_connect(cloud, "good-dev", hub, key)
