@@ -368,6 +368,9 @@ int cmd_method(int argc, char **argv)
     if (status == 504 && r != NULL && strstr(r, "504101") != NULL) {
         rc = 1;
     }
+    if (status == 400 && r != NULL && strstr(r, "\"errorCode\":400004") != NULL) {
+        rc = 1; /* the cloud refused the device's response (not valid UTF-8 / JSON) */
+    }
     cJSON_Delete(ans);
     cJSON_Delete(row);
     tc_reg_close(db);

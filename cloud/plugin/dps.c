@@ -492,7 +492,13 @@ static void on_register(struct tc_session *s, const struct tc_topic *t, const vo
         respond_error(s, 401, t->rid, 0, s->dps_error, s->dps_message);
         return;
     }
-    cJSON *req = len > 0 && len < 65536 ? cJSON_ParseWithLength(payload, len) : NULL;
+    char why[96];
+    cJSON *req = len < 65536 ? tc_json_parse_device(payload, len, why, sizeof why) : NULL;
+    if (req == NULL) {
+        respond_error(s, 400, t->rid, 0, ERR_BAD_REQUEST,
+                      len < 65536 ? why : "The body exceeds 64 KB.");
+        return;
+    }
     cJSON *rid_item = cJSON_GetObjectItemCaseSensitive(req, "registrationId");
     if (!cJSON_IsObject(req) || !cJSON_IsString(rid_item) ||
         strcasecmp(rid_item->valuestring, s->id) != 0) {

@@ -389,6 +389,73 @@ def test_repeated_subscribe_keeps_memory_flat(cloud):
            max(during, after) - before < 1024)
 
 
+# --- invalid documents: every JSON document a device sends ----------------------------------
+
+INVALID_DOCUMENTS = [
+    ("invalid UTF-8", b'{"fw":"\xff\xfe"}'),
+    ("overlong UTF-8", b'{"fw":"\xc0\xaf"}'),
+    ("invalid JSON", b'{"fw":'),
+    ("JSON with trailing bytes", b'{"fw":"1"} x'),
+]
+
+
+def test_invalid_documents_are_refused(cloud):
+    """DPS register bodies, twin reported patches and method responses with invalid UTF-8 or
+    invalid JSON: 400 with errorCode 400004 and a message; nothing of them is stored."""
+    e = cloud.cli_json("enrollment", "create", "--registration-id", "doc-dev")
+    key = e["attestation"]["symmetricKey"]["primaryKey"]
+    d = cloud.dps("doc-dev", password=sas_token(f"{cloud.scope}/registrations/doc-dev", key,
+                                                skn="registration"))
+    assert d.connect() == 0
+    assert d.subscribe("$dps/registrations/res/#") == (1,)
+    for what, body in INVALID_DOCUMENTS:
+        d.publish("$dps/registrations/PUT/iotdps-register/?$rid=5",
+                  b'{"registrationId":"doc-dev","payload":' + body + b"}")
+        m = d.get()
+        res = json.loads(m.payload) if m is not None else {}
+        attack(f"dps: register body with {what}", m is not None and parse_res(m.topic)[0] == 400
+               and res.get("errorCode") == 400004 and res.get("message"))
+    d.close()
+
+    hub, key = provision(cloud, "doc-hub")
+    h, rc = hub_connect(cloud, "doc-hub", hub, key)
+    assert rc == 0
+    assert h.subscribe("$iothub/twin/res/#") == (1,)
+    h.publish("$iothub/twin/PATCH/properties/reported/?$rid=1", b'{"fw":"1.0"}')
+    assert parse_res(h.get().topic)[0] == 204
+    for i, (what, body) in enumerate(INVALID_DOCUMENTS):
+        h.publish(f"$iothub/twin/PATCH/properties/reported/?$rid=p{i}", body)
+        m = h.get()
+        res = json.loads(m.payload) if m is not None and m.payload else {}
+        attack(f"hub: twin reported patch with {what}",
+               m is not None and parse_res(m.topic)[0] == 400
+               and res.get("errorCode") == 400004 and res.get("message"))
+    twin_text = cloud.cli("twin", "show", "doc-hub", "--json").stdout
+    twin = json.loads(twin_text)  # still valid JSON, and unchanged by the refused patches
+    assert twin["properties"]["reported"]["fw"] == "1.0", twin
+
+    assert h.subscribe("$iothub/methods/POST/#") == (1,)
+    answer = {}
+
+    def respond(c, u, m):
+        if m.topic.startswith("$iothub/methods/POST/"):
+            rid = m.topic.split("$rid=")[1]
+            c.publish(f"$iothub/methods/res/200/?$rid={rid}", answer["body"])
+    h.c.on_message = respond
+    for what, body in INVALID_DOCUMENTS:
+        answer["body"] = body
+        p = cloud.cli("method", "invoke", "doc-hub", "report", "--timeout", "5", "--json",
+                      check=False)
+        out = json.loads(p.stdout) if p.stdout.strip() else {}
+        payload = out.get("payload") or {}
+        attack(f"hub: method response with {what}", p.returncode == 1 and out.get("status") == 400
+               and payload.get("errorCode") == 400004 and payload.get("message"))
+    answer["body"] = b'{"ok":true}'
+    assert cloud.cli_json("method", "invoke", "doc-hub", "report") == {"status": 200,
+                                                                      "payload": {"ok": True}}
+    h.close()
+
+
 def test_legitimate_device_still_works_and_tally(cloud, capsys):
     hub, key = provision(cloud, "good-dev")
     d, rc = hub_connect(cloud, "good-dev", hub, key)
