@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "parse.h"
 #include "sas.h"
@@ -325,6 +326,32 @@ static void test_documents(void)
     cJSON_Delete(d);
 }
 
+/* tc_write_file (keys, certificates, the broker's configuration): a link planted at its
+ * temporary name is removed, never written through. */
+static void test_write_file_refuses_links(void)
+{
+    char dir[] = "/tmp/tc-write-XXXXXX";
+    CHECK(mkdtemp(dir) != NULL);
+    char path[64], tmp[96], victim[64];
+    snprintf(path, sizeof path, "%s/key.pem", dir);
+    snprintf(tmp, sizeof tmp, "%s.tmp%ld", path, (long)getpid());
+    snprintf(victim, sizeof victim, "%s/victim", dir);
+    CHECK(tc_write_file(victim, "precious", 8, 0600) == 0);
+    CHECK(symlink(victim, tmp) == 0);
+    CHECK(tc_write_file(path, "secret", 6, 0600) == 0);
+    size_t n = 0;
+    char *v = tc_read_file(victim, &n);
+    CHECK(v != NULL && n == 8 && memcmp(v, "precious", 8) == 0);
+    free(v);
+    char *k = tc_read_file(path, &n);
+    CHECK(k != NULL && n == 6 && memcmp(k, "secret", 6) == 0);
+    free(k);
+    CHECK(access(tmp, F_OK) != 0);
+    unlink(path);
+    unlink(victim);
+    rmdir(dir);
+}
+
 int main(void)
 {
     test_usernames();
@@ -335,6 +362,7 @@ int main(void)
     test_codecs();
     test_filters_and_merge();
     test_documents();
+    test_write_file_refuses_links();
     if (failures != 0) {
         fprintf(stderr, "%d checks failed\n", failures);
         return 1;
