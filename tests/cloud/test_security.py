@@ -14,9 +14,7 @@ import ssl
 import subprocess
 import time
 
-import pytest
-
-from conftest import Cloud, TOOL, parse_res, run, sas_token, DPS_API, HUB_API
+from conftest import HUB_API, parse_res, provision, sas_token
 
 ATTEMPTS = []  # (attack, refused)
 
@@ -26,16 +24,6 @@ def attack(name, refused):
     assert refused, f"attack not refused: {name}"
 
 
-def provision(cloud, reg):
-    """Enroll a symmetric-key device and register it through DPS; return (hub, key)."""
-    e = cloud.cli_json("enrollment", "create", "--registration-id", reg)
-    key = e["attestation"]["symmetricKey"]["primaryKey"]
-    status, res, _ = cloud.register(reg, password=sas_token(
-        f"{cloud.scope}/registrations/{reg}", key, skn="registration"))
-    assert status == 200 and res["status"] == "assigned"
-    return res["registrationState"]["assignedHub"], key
-
-
 def hub_connect(cloud, dev, hub, key=None, password=None, client_id=None, **kw):
     if password is None:
         password = sas_token(f"{hub}/devices/{dev}", key)
@@ -43,6 +31,20 @@ def hub_connect(cloud, dev, hub, key=None, password=None, client_id=None, **kw):
     if client_id is not None:
         d.c._client_id = client_id.encode()
     return d, d.connect()
+
+
+def hub_refused(cloud, dev, hub, key=None, **kw):
+    """True when the hub refuses this CONNECT."""
+    d, rc = hub_connect(cloud, dev, hub, key, **kw)
+    if rc == 0:
+        d.close()
+    return refused_at_connect(rc)
+
+
+def refused_at_connect(result):
+    """True when a hub CONNECT was refused: a CONNACK code other than 0, or the TLS handshake or
+    connection failed (an exception). Not an answer in time is not a refusal."""
+    return result not in (0, None, "timeout")
 
 
 def dps_refused(cloud, reg, **kw):
@@ -140,16 +142,16 @@ def test_sas_tokens(cloud):
     attack("dps: another device's SAS", dps_refused(cloud, "sas-victim", password=sas_token(
         f"{cloud.scope}/registrations/sas-other", key_other, skn="registration")))
     r = f"{hub}/devices/sas-victim"
-    attack("hub: expired SAS", hub_connect(cloud, "sas-victim", hub, password=sas_token(
-        r, key, expiry=int(time.time()) - 60))[1] not in (0, None, "timeout"))
+    attack("hub: expired SAS", hub_refused(cloud, "sas-victim", hub, password=sas_token(
+        r, key, expiry=int(time.time()) - 60)))
     attack("hub: SAS signed with a wrong key",
-           hub_connect(cloud, "sas-victim", hub, password=sas_token(r, wrong))[1] not in (0, None, "timeout"))
-    attack("hub: another device's SAS", hub_connect(cloud, "sas-victim", hub, password=sas_token(
-        f"{hub}/devices/sas-other", key_other))[1] not in (0, None, "timeout"))
-    attack("hub: no password", hub_connect(cloud, "sas-victim", hub, password="")[1] not in (0, None, "timeout"))
+           hub_refused(cloud, "sas-victim", hub, password=sas_token(r, wrong)))
+    attack("hub: another device's SAS", hub_refused(cloud, "sas-victim", hub, password=sas_token(
+        f"{hub}/devices/sas-other", key_other)))
+    attack("hub: no password", hub_refused(cloud, "sas-victim", hub, password=""))
     # credentials of one service on the other
-    attack("hub: DPS credentials on a hub", hub_connect(cloud, "sas-victim", hub, password=sas_token(
-        res, key, skn="registration"))[1] not in (0, None, "timeout"))
+    attack("hub: DPS credentials on a hub", hub_refused(cloud, "sas-victim", hub, password=sas_token(
+        res, key, skn="registration")))
     attack("dps: hub credentials on DPS", dps_refused(cloud, "sas-victim", password=sas_token(
         r, key)))
 
@@ -189,9 +191,9 @@ def test_certificates(cloud):
     assert status == 200
     hub = res["registrationState"]["assignedHub"]
     d = cloud.hub_device("line-good", hub=hub, cert=chain, key=leaf_key)
-    attack("hub: rogue-CA certificate for an enrolled device", d.connect() not in (0, None, "timeout"))
+    attack("hub: rogue-CA certificate for an enrolled device", refused_at_connect(d.connect()))
     d = cloud.hub_device("line-good", hub=hub, cert=stranger["certificate"], key=stranger["key"])
-    attack("hub: unknown-CA certificate for an enrolled device", d.connect() not in (0, None, "timeout"))
+    attack("hub: unknown-CA certificate for an enrolled device", refused_at_connect(d.connect()))
 
 
 def test_enrollment_and_registry_states(cloud):
@@ -208,8 +210,8 @@ def test_enrollment_and_registry_states(cloud):
     with sqlite3.connect(os.path.join(cloud.dir, "registry.db"), timeout=10) as db:
         db.execute("DELETE FROM devices WHERE device_id='gone-dev'")
         db.execute("UPDATE devices SET status='disabled' WHERE device_id='off-hub-dev'")
-    attack("hub: deleted device", hub_connect(cloud, "gone-dev", hub, key)[1] not in (0, None, "timeout"))
-    attack("hub: disabled device", hub_connect(cloud, "off-hub-dev", hub2, key2)[1] not in (0, None, "timeout"))
+    attack("hub: deleted device", hub_refused(cloud, "gone-dev", hub, key))
+    attack("hub: disabled device", hub_refused(cloud, "off-hub-dev", hub2, key2))
 
 
 def test_identity_mismatches(cloud):
@@ -220,10 +222,10 @@ def test_identity_mismatches(cloud):
            dps_refused(cloud, "id-reg", client_id="someone-else", password=sas_token(
                f"{cloud.scope}/registrations/id-reg", rkey, skn="registration")))
     attack("hub: client id other than the username's device",
-           hub_connect(cloud, "id-dev", hub, key, client_id="someone-else")[1] not in (0, None, "timeout"))
+           hub_refused(cloud, "id-dev", hub, key, client_id="someone-else"))
     attack("hub: username for another hub",
-           hub_connect(cloud, "id-dev", "tether-hub-9.localhost", password=sas_token(
-               f"tether-hub-9.localhost/devices/id-dev", key))[1] not in (0, None, "timeout"))
+           hub_refused(cloud, "id-dev", "tether-hub-9.localhost", password=sas_token(
+               "tether-hub-9.localhost/devices/id-dev", key)))
 
 
 # --- hostile packets: raw MQTT over TLS, the broker's memory measured -----------------------
