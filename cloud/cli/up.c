@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -240,6 +241,14 @@ static int start(const char *dir, int port, bool foreground, bool json, bool qui
     }
     if (port_answers(port)) {
         return fail("port %d on 127.0.0.1 is already in use; choose another with --port", port);
+    }
+    /* max_connections means something only if the broker may open that many sockets: a
+     * default soft limit of 1024 descriptors would end accept() first (EMFILE). */
+    struct rlimit fds;
+    if (getrlimit(RLIMIT_NOFILE, &fds) == 0 && fds.rlim_cur < TC_MAX_CONNECTIONS + 64) {
+        fds.rlim_cur =
+            fds.rlim_max < TC_MAX_CONNECTIONS + 64 ? fds.rlim_max : TC_MAX_CONNECTIONS + 64;
+        (void)setrlimit(RLIMIT_NOFILE, &fds);
     }
     setenv("LD_PRELOAD", shim, 1);
     if (foreground) {

@@ -14,7 +14,7 @@ import ssl
 import subprocess
 import time
 
-from conftest import HUB_API, parse_res, provision, sas_token
+from conftest import HUB_API, TOOL, Cloud, parse_res, provision, sas_token
 
 ATTEMPTS = []  # (attack, refused)
 
@@ -389,6 +389,27 @@ def test_repeated_subscribe_keeps_memory_flat(cloud):
     attack("device: 100,000 repeated SUBSCRIBEs refused", refused == 100000)
     attack("broker memory under 100,000 repeated SUBSCRIBEs (RSS growth < 1 MB)",
            max(during, after) - before < 1024)
+
+
+def test_broker_may_hold_max_connections(tmp_path):
+    """max_connections (10,000) is reachable: started from a shell with the usual soft limit of
+    1,024 descriptors, the broker gets enough for it (else accept() fails first, EMFILE)."""
+    import resource
+    c = Cloud(str(tmp_path))
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    p = subprocess.run([TOOL, "cloud", "up", "--dir", c.dir, "--port", str(c.port), "--json"],
+                       capture_output=True, text=True, timeout=60,
+                       preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (1024, hard)))
+    try:
+        assert p.returncode == 0, p.stderr
+        with open(f"/proc/{c.pid()}/limits") as f:
+            soft = next(int(line.split()[3]) for line in f if line.startswith("Max open files"))
+        with open(os.path.join(c.dir, "mosquitto.conf")) as f:
+            conf = f.read()
+        assert "max_connections 10000" in conf and "max_packet_size 327688" in conf
+        assert soft >= min(hard, 10064), soft
+    finally:
+        c.down()
 
 
 # --- invalid documents: every JSON document a device sends ----------------------------------
