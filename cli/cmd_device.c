@@ -327,7 +327,10 @@ static int do_register(device *d)
     tether_file_store fs;
     tether_store store = tether_file_store_init(&fs, d->state_path);
     st = tether_store_save(&store, record_buf, sizeof record_buf, &d->record);
-    if (st != TETHER_OK) {
+    if (st == TETHER_STORE_NOT_DURABLE) /* saved and in use; only its durability is in doubt */
+        fprintf(stderr, "warning %s: %s\n  %s\n", tether_status_name(st), tether_status_message(st),
+                tether_status_hint(st));
+    else if (st != TETHER_OK) {
         cli_report_failure(&d->conn, st, "saving the provisioning result", d->json);
         return CLI_EXIT_FAILED;
     }

@@ -270,6 +270,12 @@ static const status_entry table[] = {
                                    "the provisioning result could not be saved",
                                    "check that the state directory exists and is writable; the "
                                    "previous record, if any, is intact"},
+    [TETHER_STORE_NOT_DURABLE] = {"STORE_NOT_DURABLE",
+                                  "the new provisioning result is in place, but its directory "
+                                  "could not be flushed to storage",
+                                  "it is used now; a power cut before the storage flushes may "
+                                  "bring back the previous record (or none): check the storage "
+                                  "device (full, read-only, failing)"},
 
     [TETHER_CLOCK_NOT_SET] = {"CLOCK_NOT_SET",
                               "the clock is not set: it reads earlier than the date this tether "
