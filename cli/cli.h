@@ -24,6 +24,7 @@ typedef struct cli_tls {
     void *arena;
     bool json;
     bool verbose;
+    bool initialized;      /* tether_tls_init() was called: cli_tls_free() to do */
     size_t handshake_peak; /* Heap peak of the first handshake. */
     size_t connected_heap; /* Heap in use right after the first handshake. */
     unsigned connects;
@@ -45,6 +46,27 @@ void cli_tls_free(cli_tls *c);
 /* Prints a failure: the TLS diagnosis when the status came from TLS, else name, message and
  * hint; as one JSON object with --json. `during` names the step ("MQTT CONNECT"). */
 void cli_report_failure(const cli_tls *c, tether_status st, const char *during, bool json);
+
+/* Prints the details a status's hint points to: JSON members (no braces, no leading comma)
+ * with json, else indented lines of text. */
+typedef void (*cli_details_fn)(FILE *f, bool json, const void *context);
+/* cli_report_failure, then the details. */
+void cli_report_failure_with(const cli_tls *c, tether_status st, const char *during, bool json,
+                             cli_details_fn details, const void *context);
+
+/* Untrusted bytes (a server's response), cut or not, printed so that nothing in them can
+ * break the output: as a JSON string with every byte outside printable ASCII as \u00XX, or as
+ * text with those as \xXX. */
+void cli_untrusted_bytes(FILE *f, const uint8_t *p, size_t len, bool json);
+
+/* The id scope and registration id: the flags', else those of the result stored in --state.
+ * Returns -1 with both copied, else an exit status after saying what is missing. */
+int cli_provisioning_ids(const cli_args *a, char *scope, size_t scope_cap, char *reg_id,
+                         size_t reg_cap);
+
+/* The details of a failed DPS registration (a tether_dps_result): status, errorCode and
+ * message, the operation's state, and the last response as it came. */
+void cli_dps_details(FILE *f, bool json, const void *result);
 
 /* Writes @p tmpl into @p out with each "{n}" replaced by @p n (telemetry numbering); returns
  * the bytes written, at most cap - 1. */

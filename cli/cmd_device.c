@@ -19,7 +19,9 @@ const cli_option cli_provisioning_options[] = {
     {"symmetric-key", "KEY", "the device's own key (base64): symmetric-key attestation"},
     {"group-key", "KEY", "an enrollment group's key: the device key is derived from it"},
     {"payload", "JSON", "custom data sent with the registration"},
-    {"state", "FILE", "the stored provisioning result (default .tether/state/ID.state)"},
+    {"state", "FILE",
+     "the stored provisioning result (default .tether/state/ID.state); it gives the ids when "
+     "--id-scope or --registration-id is not given"},
     {"force", NULL, "register with DPS even when a valid result is stored"},
     {"timeout", "S", "give up provisioning after S seconds (default 120)"},
     {NULL, NULL, NULL},
@@ -115,6 +117,46 @@ static void print_record_json(const device *d)
 
 /* --- provisioning ------------------------------------------------------------------- */
 
+void cli_dps_details(FILE *f, bool json, const void *result)
+{
+    const tether_dps_result *r = result;
+    const char *op = tether_dps_status_name(r->operation); /* "" when none */
+    if (json) {
+        fprintf(f,
+                "\"http_status\":%u,\"error_code\":%u,\"error_message\":", (unsigned)r->http_status,
+                (unsigned)r->error_code);
+        cli_untrusted_bytes(f, (const uint8_t *)r->error_message, strlen(r->error_message), true);
+        fprintf(f, ",\"operation_status\":\"%s\",\"response\":", op);
+        cli_untrusted_bytes(f, r->response, r->response_len, true);
+        fprintf(f, ",\"response_bytes\":%u,\"response_truncated\":%s", (unsigned)r->response_total,
+                r->response_total > r->response_len ? "true" : "false");
+        return;
+    }
+    if (r->http_status) {
+        fprintf(f, "  DPS answered %u", (unsigned)r->http_status);
+        if (op[0])
+            fprintf(f, " (%s)", op);
+        if (r->error_code)
+            fprintf(f, ", errorCode %u", (unsigned)r->error_code);
+        if (r->error_message[0]) {
+            fprintf(f, ": ");
+            cli_untrusted_bytes(f, (const uint8_t *)r->error_message, strlen(r->error_message),
+                                false);
+        }
+        fprintf(f, "\n");
+    } else if (r->error_message[0]) {
+        fprintf(f, "  %s\n", r->error_message);
+    }
+    if (r->response_len) {
+        fprintf(f, "  response: ");
+        cli_untrusted_bytes(f, r->response, r->response_len, false);
+        if (r->response_total > r->response_len)
+            fprintf(f, " ... (%u more of %u bytes)",
+                    (unsigned)(r->response_total - r->response_len), (unsigned)r->response_total);
+        fprintf(f, "\n");
+    }
+}
+
 static void progress(void *context, const tether_dps_progress *p)
 {
     device *d = context;
@@ -123,7 +165,7 @@ static void progress(void *context, const tether_dps_progress *p)
     switch (p->event) {
     case TETHER_DPS_EVENT_CONNECTING:
         if (p->attempt == 0)
-            printf("registering %s with DPS (%s) ...\n", cli_get(d->args, "registration-id"),
+            printf("registering %s with DPS (%s) ...\n", d->record.registration_id,
                    d->endpoint_host);
         break;
     case TETHER_DPS_EVENT_RESPONSE:
@@ -157,6 +199,38 @@ static void progress(void *context, const tether_dps_progress *p)
     fflush(stdout);
 }
 
+static uint8_t record_buf[TETHER_RECORD_MAX];
+
+int cli_provisioning_ids(const cli_args *a, char *scope_out, size_t scope_cap, char *reg_out,
+                         size_t reg_cap)
+{
+    /* The ids on the command line, else those of the stored result named by --state: a
+     * command asks only for what that result does not hold. */
+    const char *scope = cli_get(a, "id-scope"), *reg_id = cli_get(a, "registration-id");
+    const char *state = cli_get(a, "state");
+    tether_provisioning_record stored; /* outlives the block: scope and reg_id point into it */
+    if ((scope == NULL || reg_id == NULL) && state != NULL) {
+        tether_file_store fs;
+        tether_store store = tether_file_store_init(&fs, state);
+        tether_status st = tether_store_load(&store, record_buf, sizeof record_buf, NULL, &stored);
+        if (st != TETHER_OK) {
+            fprintf(stderr,
+                    "tether: --id-scope and --registration-id are required: the state file %s "
+                    "holds no result (%s: %s)\n",
+                    state, tether_status_name(st), tether_status_message(st));
+            return CLI_EXIT_USAGE;
+        }
+        scope = scope ? scope : stored.id_scope;
+        reg_id = reg_id ? reg_id : stored.registration_id;
+    }
+    if (reg_id == NULL || scope == NULL)
+        return usage("--id-scope and --registration-id are required (or --state FILE of a "
+                     "stored result)");
+    snprintf(scope_out, scope_cap, "%s", scope);
+    snprintf(reg_out, reg_cap, "%s", reg_id);
+    return -1;
+}
+
 static int setup_identity(device *d)
 {
     const cli_args *a = d->args;
@@ -167,9 +241,12 @@ static int setup_identity(device *d)
     const char *via = cli_get(a, "connect-to");
     if (via && !cli_split_host_port(via, d->dial_host, sizeof d->dial_host, &d->dial_port, 8883))
         return usage("--connect-to wants HOST:PORT");
-    const char *reg_id = cli_get(a, "registration-id");
-    if (reg_id == NULL || cli_get(a, "id-scope") == NULL)
-        return usage("--id-scope and --registration-id are required");
+    memset(&d->record, 0, sizeof d->record);
+    int rc = cli_provisioning_ids(a, d->record.id_scope, sizeof d->record.id_scope,
+                                  d->record.registration_id, sizeof d->record.registration_id);
+    if (rc >= 0)
+        return rc;
+    const char *reg_id = d->record.registration_id;
     int kinds = cli_has(a, "cert") + cli_has(a, "symmetric-key") + cli_has(a, "group-key");
     if (kinds != 1)
         return usage("give one credential: --cert/--key, --symmetric-key or --group-key");
@@ -190,9 +267,6 @@ static int setup_identity(device *d)
     }
 
     /* The record is tied to the scope, the id and these credentials. */
-    memset(&d->record, 0, sizeof d->record);
-    snprintf(d->record.id_scope, sizeof d->record.id_scope, "%s", cli_get(a, "id-scope"));
-    snprintf(d->record.registration_id, sizeof d->record.registration_id, "%s", reg_id);
     if (d->sas_key)
         tether_sha256(d->sas_key, strlen(d->sas_key), d->record.credential_sha256);
     else if (tether_tls_identity_sha256(&d->conn.tls, d->record.credential_sha256) != TETHER_OK)
@@ -209,8 +283,6 @@ static int setup_identity(device *d)
     return -1;
 }
 
-static uint8_t record_buf[TETHER_RECORD_MAX];
-
 /* Registers with DPS and saves the result. Returns -1 on success, else an exit status. */
 static int do_register(device *d)
 {
@@ -222,8 +294,8 @@ static int do_register(device *d)
     cfg.endpoint = d->endpoint_host;
     cfg.port = d->dial_host[0] ? d->dial_port : d->endpoint_port;
     cfg.connect_to = d->dial_host[0] ? d->dial_host : NULL;
-    cfg.id_scope = cli_get(a, "id-scope");
-    cfg.registration_id = cli_get(a, "registration-id");
+    cfg.id_scope = d->record.id_scope;
+    cfg.registration_id = d->record.registration_id;
     cfg.sas_key = d->sas_key;
     cfg.payload = cli_get(a, "payload");
     cfg.timeout_ms = (uint32_t)timeout_s * 1000u;
@@ -238,18 +310,7 @@ static int do_register(device *d)
         d->conn.handshake_peak = hs.peak;
     }
     if (st != TETHER_OK) {
-        if (d->json) {
-            cli_report_failure(&d->conn, st, "DPS registration", true);
-        } else {
-            cli_report_failure(&d->conn, st, "DPS registration", false);
-            if (r.http_status)
-                fprintf(stderr, "  DPS answered %u%s%s", (unsigned)r.http_status,
-                        r.error_code ? ", errorCode " : "", "");
-            if (r.error_code)
-                fprintf(stderr, "%u", (unsigned)r.error_code);
-            if (r.http_status)
-                fprintf(stderr, "%s%s\n", r.error_message[0] ? ": " : "", r.error_message);
-        }
+        cli_report_failure_with(&d->conn, st, "DPS registration", d->json, cli_dps_details, &r);
         return CLI_EXIT_FAILED;
     }
     snprintf(d->record.assigned_hub, sizeof d->record.assigned_hub, "%s", r.assigned_hub);
@@ -266,7 +327,10 @@ static int do_register(device *d)
     tether_file_store fs;
     tether_store store = tether_file_store_init(&fs, d->state_path);
     st = tether_store_save(&store, record_buf, sizeof record_buf, &d->record);
-    if (st != TETHER_OK) {
+    if (st == TETHER_STORE_NOT_DURABLE) /* saved and in use; only its durability is in doubt */
+        fprintf(stderr, "warning %s: %s\n  %s\n", tether_status_name(st), tether_status_message(st),
+                tether_status_hint(st));
+    else if (st != TETHER_OK) {
         cli_report_failure(&d->conn, st, "saving the provisioning result", d->json);
         return CLI_EXIT_FAILED;
     }
@@ -317,6 +381,20 @@ static int cmd_register(const cli_args *a)
         return rc;
     bool force = cli_has(a, "force");
     rc = provision(&d, force);
+    const char *via = cli_get(a, "connect-to");
+    if (rc < 0 && !d.registered_now && via != NULL && strcmp(via, d.record.connect_to) != 0) {
+        /* The flag wins over the stored address: keep the new one for later starts. */
+        snprintf(d.record.connect_to, sizeof d.record.connect_to, "%s", via);
+        tether_file_store fs;
+        tether_store store = tether_file_store_init(&fs, d.state_path);
+        tether_status st = tether_store_save(&store, record_buf, sizeof record_buf, &d.record);
+        if (st != TETHER_OK) {
+            cli_report_failure(&d.conn, st, "saving the provisioning result", d.json);
+            rc = CLI_EXIT_FAILED;
+        } else if (!d.json) {
+            printf("stored --connect-to address is now %s\n", via);
+        }
+    }
     if (rc < 0) {
         if (d.json) {
             printf("{\"status\":\"OK\",\"from_store\":%s,\"elapsed_ms\":%llu,",
@@ -454,6 +532,12 @@ static void on_event(void *context, const tether_hub_event *e)
         else if (e->kind == TETHER_HUB_EVENT_DISCARDED)
             printf("{\"event\":\"discarded\",\"size\":%zu,\"buffer_size\":%zu}\n", e->size,
                    e->buffer_size);
+        else if (e->kind == TETHER_HUB_EVENT_UNREADABLE) {
+            printf("{\"event\":\"unreadable\",\"cause\":\"%s\",\"size\":%zu,\"topic\":",
+                   tether_status_name(e->cause), e->size);
+            cli_untrusted_bytes(stdout, (const uint8_t *)e->topic.ptr, e->topic.len, true);
+            printf("}\n");
+        }
         fflush(stdout);
         return;
     }
@@ -490,6 +574,11 @@ static void on_event(void *context, const tether_hub_event *e)
     case TETHER_HUB_EVENT_REPORTED:
         printf("reported properties stored (twin version %llu)\n", (unsigned long long)e->version);
         break;
+    case TETHER_HUB_EVENT_UNREADABLE:
+        printf("warning: %s: a %zu-byte message on topic ", tether_status_name(e->cause), e->size);
+        cli_untrusted_bytes(stdout, (const uint8_t *)e->topic.ptr, e->topic.len, false);
+        printf(" was not handled (%s)\n", tether_status_message(e->cause));
+        break;
     case TETHER_HUB_EVENT_DISCARDED:
         printf("warning: a %zu-byte message was dropped: larger than the receive buffer (%zu "
                "bytes); acknowledged, so the hub does not send it again\n",
@@ -524,7 +613,7 @@ static int run_hub(device *d, const cli_args *a, bool send_only)
         props[i].value = tether_view_of(eq + 1);
     }
 
-    int rc = provision(d, false);
+    int rc = provision(d, cli_has(a, "force"));
     if (rc >= 0)
         return rc;
 
@@ -551,9 +640,10 @@ static int run_hub(device *d, const cli_args *a, bool send_only)
     memset(&carried, 0, sizeof carried);
     bool reprovisioned = d->registered_now; /* at most one registration per start */
     for (;;) {
+        /* --connect-to on this command line wins over the address stored at registration. */
+        const char *via = d->dial_host[0] ? cli_get(a, "connect-to") : d->record.connect_to;
         dial[0] = 0;
-        if (d->record.connect_to[0] &&
-            !cli_split_host_port(d->record.connect_to, dial, sizeof dial, &dial_port, 8883))
+        if (via[0] && !cli_split_host_port(via, dial, sizeof dial, &dial_port, 8883))
             dial[0] = 0;
         cfg.connect_to = dial[0] ? dial : NULL;
         cfg.port = dial[0] ? dial_port : 8883;

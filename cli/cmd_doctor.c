@@ -109,10 +109,49 @@ static int load(const char *path, size_t *len)
     return (int)st;
 }
 
-/* The X.509 checks; returns false when the certificate or key could not be read. */
-static bool check_x509(doctor *d, const cli_args *a, const tether_tls_build_info *b)
+/* The client's handshake messages against the maximum fragment length asked for: mbedTLS 3.6
+ * sends each in one record, and a server that accepts the limit refuses a longer one. */
+static void check_fragment_length(doctor *d, const cli_args *a, const tether_tls_build_info *b,
+                                  size_t certificate, size_t verify)
 {
-    const char *reg_id = cli_get(a, "registration-id");
+    tether_tls_options o = tether_tls_options_default();
+    const char *asked = cli_get(a, "max-fragment");
+    if (asked != NULL)
+        o.max_fragment = strcmp(asked, "none") == 0 ? TETHER_TLS_MAX_FRAGMENT_NONE
+                                                    : (uint16_t)strtoul(asked, NULL, 10);
+    size_t limit = tether_tls_fragment_limit(&o);
+    if (limit == 0)
+        return;
+    const char *from = asked ? "--max-fragment" : "the profile's default";
+    const char *what = certificate > limit ? "Certificate" : "CertificateVerify";
+    size_t size = certificate > limit ? certificate : verify;
+    if (size <= limit) {
+        check(d, "PASS", "fragment-length",
+              "Certificate message %zu B and CertificateVerify %zu B fit the %zu-byte maximum "
+              "fragment length (%s)",
+              certificate, verify, limit, from);
+        return;
+    }
+    size_t fits = 0;
+    for (size_t v = 512; v <= 4096 && fits == 0; v *= 2)
+        if (v >= size && v <= b->in_content_len && v <= b->out_content_len)
+            fits = v;
+    char fix[64];
+    if (fits)
+        snprintf(fix, sizeof fix, "ask for --max-fragment %zu", fits);
+    else
+        snprintf(fix, sizeof fix, "ask for no fragment length");
+    check(d, "FAIL", "fragment-length",
+          "%s message %zu B > the %zu-byte maximum fragment length (%s): mbedTLS 3.6 sends it "
+          "in one record and cannot split it, and the server would answer record_overflow; %s, "
+          "or send a shorter chain",
+          what, size, limit, from, fix);
+}
+
+/* The X.509 checks; returns false when the certificate or key could not be read. */
+static bool check_x509(doctor *d, const cli_args *a, const tether_tls_build_info *b,
+                       const char *reg_id)
+{
     mbedtls_x509_crt chain;
     mbedtls_pk_context key;
     mbedtls_x509_crt_init(&chain);
@@ -218,9 +257,8 @@ static bool check_x509(doctor *d, const cli_args *a, const tether_tls_build_info
               cn, reg_id ? reg_id : "");
 
     /* The -0x7500 case: the Certificate handshake message against the output buffer. */
-    size_t message = 7;
-    for (const mbedtls_x509_crt *c = &chain; c && c->raw.len; c = c->next)
-        message += 3 + c->raw.len;
+    size_t message, message13, verify;
+    tether_tls_handshake_sizes(&chain, &key, &message, &message13, &verify);
     if (message <= b->out_content_len)
         check(d, "PASS", "certificate-message",
               "Certificate message %zu B fits the TLS output buffer %zu B (profile %s)", message,
@@ -230,6 +268,7 @@ static bool check_x509(doctor *d, const cli_args *a, const tether_tls_build_info
               "certificate message %zu B > TLS output buffer %zu B (profile %s): send a shorter "
               "chain, or build with an output buffer of at least %zu B (profile desktop)",
               message, b->out_content_len, b->profile, (message + 511) / 512 * 512);
+    check_fragment_length(d, a, b, b->tls13 && !cli_has(a, "tls12") ? message13 : message, verify);
 out:
     mbedtls_x509_crt_free(&chain);
     mbedtls_pk_free(&key);
@@ -440,17 +479,40 @@ int cmd_doctor(int argc, char **argv)
     tether_heap_use_system(0); /* before the first mbedTLS allocation: every byte counted */
     tether_tls_build_info b;
     tether_tls_get_build_info(&b);
-    const char *reg_id = cli_get(&a, "registration-id");
+    /* --offline judges this build against a known server without ids or network. */
     bool offline = cli_has(&a, "offline");
-    if (!offline && (reg_id == NULL || cli_get(&a, "id-scope") == NULL)) {
-        fprintf(stderr, "tether: --id-scope and --registration-id are required (see --help)\n");
-        return CLI_EXIT_USAGE;
+    const char *given_scope = cli_get(&a, "id-scope");
+    char scope[32], reg_buf[129];
+    snprintf(scope, sizeof scope, "%s", given_scope != NULL ? given_scope : "");
+    const char *reg_id = cli_get(&a, "registration-id");
+    if (!offline) {
+        rc = cli_provisioning_ids(&a, scope, sizeof scope, reg_buf, sizeof reg_buf);
+        if (rc >= 0)
+            return rc;
+        reg_id = reg_buf;
     }
+    long timeout_s;
+    if (!cli_get_long(&a, "timeout", 120, 1, 86400, &timeout_s))
+        return CLI_EXIT_USAGE;
     if (d.json)
         printf("{\"profile\":\"%s\",\"checks\":[", b.profile);
 
+    /* --sntp-server corrects tether's clock first, as on every connecting command:
+     * the certificate dates are read on it. */
+    const char *sntp = cli_get(&a, "sntp-server");
+    if (sntp != NULL) {
+        tether_status ts = cli_sync_clock(sntp, false, false);
+        if (ts == TETHER_OK)
+            check(&d, "PASS", "sntp", "clock set from %s", sntp);
+        else
+            check(&d, "FAIL", "sntp", "%s: %s (%s)", sntp, tether_status_name(ts),
+                  tether_status_message(ts));
+    }
+
     if (cli_has(&a, "cafile"))
         check_trust(&d, &a);
+    else if (cli_has(&a, "insecure"))
+        check(&d, "WARN", "trust", "--insecure: the server is NOT verified (tests only)");
     else if (!offline)
         check(&d, "FAIL", "trust", "no --cafile: tether verifies the server and needs its root");
 
@@ -458,7 +520,7 @@ int cmd_doctor(int argc, char **argv)
         if (!cli_has(&a, "key"))
             check(&d, "FAIL", "key", "--cert needs --key");
         else
-            check_x509(&d, &a, &b);
+            check_x509(&d, &a, &b, reg_id);
     } else if (cli_has(&a, "symmetric-key") || cli_has(&a, "group-key")) {
         char token[512];
         size_t len;
@@ -472,9 +534,8 @@ int cmd_doctor(int argc, char **argv)
             key = derived;
         }
         if (st == TETHER_OK)
-            st = tether_sas_dps_token(cli_get(&a, "id-scope"), reg_id, key,
-                                      (uint64_t)tether_port_time_s() + 3600, token, sizeof token,
-                                      &len);
+            st = tether_sas_dps_token(scope, reg_id, key, (uint64_t)tether_port_time_s() + 3600,
+                                      token, sizeof token, &len);
         if (st == TETHER_OK)
             check(&d, "PASS", "key", "symmetric key is valid base64; a DPS token can be signed");
         else
@@ -564,7 +625,7 @@ int cmd_doctor(int argc, char **argv)
             cfg.endpoint = host;
             cfg.port = dial_port;
             cfg.connect_to = conn.opts.connect_host;
-            cfg.id_scope = cli_get(&a, "id-scope");
+            cfg.id_scope = scope;
             cfg.registration_id = reg_id;
             cfg.sas_key = cli_get(&a, "symmetric-key");
             if (cli_get(&a, "group-key")) {
@@ -575,6 +636,7 @@ int cmd_doctor(int argc, char **argv)
                 cfg.sas_key = key;
             }
             cfg.payload = cli_get(&a, "payload");
+            cfg.timeout_ms = (uint32_t)timeout_s * 1000u;
             cfg.tls = conn.opts;
             cfg.tls.on_stage = NULL;
             tether_dps_result r;
@@ -587,6 +649,8 @@ int cmd_doctor(int argc, char **argv)
                 check(&d, "FAIL", "register", "%s: %s%s%s; fix: %s", tether_status_name(st),
                       tether_status_message(st), r.error_code ? "; DPS errorCode " : "",
                       r.error_code ? r.error_message : "", tether_status_hint(st));
+            if (st != TETHER_OK && !d.json)
+                cli_dps_details(stdout, false, &r); /* the status, the response as it came */
         } else if (st == TETHER_OK) {
             check(&d, "SKIP", "register", "registration (--no-register)");
         }

@@ -40,18 +40,27 @@ bool cli_split_host_port(const char *text, char *host, size_t host_cap, uint16_t
     return true;
 }
 
-static void print_failure(tether_status st, const char *server, bool json)
+/* The failure, with the kiss code a kiss-o'-death carries (its hint points to it). */
+static void print_failure(tether_status st, const char *server, const tether_sntp_result *r,
+                          bool json)
 {
+    const char *kiss = st == TETHER_SNTP_KISS_OF_DEATH ? r->reply.ref_id : "";
     if (json) {
         printf("{\"status\":\"%s\",\"server\":", tether_status_name(st));
         cli_json_string(stdout, server, strlen(server));
         printf(",\"message\":");
         cli_json_string(stdout, tether_status_message(st), strlen(tether_status_message(st)));
+        printf(",\"hint\":");
+        cli_json_string(stdout, tether_status_hint(st), strlen(tether_status_hint(st)));
+        printf(",\"kiss_code\":");
+        cli_json_string(stdout, kiss, strlen(kiss));
         printf("}\n");
         return;
     }
     fprintf(stderr, "error %s asking %s for the time\n  %s\n  fix: %s\n", tether_status_name(st),
             server, tether_status_message(st), tether_status_hint(st));
+    if (st == TETHER_SNTP_KISS_OF_DEATH)
+        fprintf(stderr, "  kiss code: %s\n", kiss[0] ? kiss : "(not printable)");
 }
 
 static tether_status query(const char *server, tether_sntp_result *r)
@@ -68,10 +77,14 @@ tether_status cli_sync_clock(const char *server, bool verbose, bool json)
     tether_sntp_result r;
     tether_status st = query(server, &r);
     if (st != TETHER_OK) {
-        print_failure(st, server, json);
+        print_failure(st, server, &r, json);
         return st;
     }
-    tether_port_set_time_offset_ms(r.offset_ms);
+    /* The offset was measured against tether's clock, which may be corrected already (doctor
+     * syncs, then the connection's set-up syncs again): add it, never replace. */
+    static int64_t applied_ms;
+    applied_ms += r.offset_ms;
+    tether_port_set_time_offset_ms(applied_ms);
     if (verbose)
         fprintf(stderr, "clock set from %s (stratum %u): offset %+lld ms, round trip %lld ms\n",
                 server, (unsigned)r.reply.stratum, (long long)r.offset_ms, (long long)r.delay_ms);
@@ -119,7 +132,7 @@ int cmd_time(int argc, char **argv)
         return CLI_EXIT_USAGE;
     }
     if (st != TETHER_OK) {
-        print_failure(st, server, json);
+        print_failure(st, server, &r, json);
         return CLI_EXIT_FAILED;
     }
     if (json) {

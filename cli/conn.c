@@ -11,12 +11,16 @@ const cli_option cli_host_options[] = {
 };
 
 const cli_option cli_tls_options[] = {
-    {"connect-to", "ADDR", "dial this address instead of --host; SNI and checks keep --host"},
+    {"connect-to", "ADDR",
+     "dial this address instead of --host (and of a stored address); SNI and checks keep the "
+     "real name"},
     {"cafile", "FILE", "trusted root certificates, PEM or DER (repeatable)"},
     {"cert", "FILE", "client certificate chain, leaf first, PEM or DER"},
     {"key", "FILE", "client private key (EC P-256/P-384, RSA 2048-4096), PEM or DER"},
     {"key-password", "TEXT", "password of an encrypted private key"},
-    {"max-fragment", "N", "ask for records of at most N bytes (512..4096), or none"},
+    {"max-fragment", "N",
+     "ask for records of at most N bytes (512..4096), or none; the Certificate message must "
+     "fit"},
     {"tls12", NULL, "offer TLS 1.2 only (builds with TLS 1.3 offer both)"},
     {"heap-limit", "BYTES", "serve every mbedTLS allocation from an arena of this size"},
     {"sntp-server", "HOST[:PORT]", "set tether's clock from this SNTP server before connecting"},
@@ -69,7 +73,32 @@ int cli_tls_setup(cli_tls *c, const cli_args *a, const char *default_host)
     return cli_tls_setup_heap(c, a, default_host, 0);
 }
 
+static int setup(cli_tls *c, const cli_args *a, const char *default_host, size_t arena);
+
+/* --verbose: each handshake stage as it completes, with the TLS heap (every connection of the
+ * command: DPS, the hub, a broker). */
+static void trace_stage(void *context, tether_tls_stage stage, const tether_tls_diag *d)
+{
+    (void)context;
+    fprintf(stderr, "  tls %d/%d %-18s sent %6zu B  received %6zu B  heap %6zu B (peak %zu)\n",
+            (int)stage, TETHER_TLS_STAGE_COUNT, tether_tls_stage_name(stage), d->bytes_sent,
+            d->bytes_received, d->heap_in_use, d->heap_peak);
+}
+
 int cli_tls_setup_heap(cli_tls *c, const cli_args *a, const char *default_host, size_t arena)
+{
+    int rc = setup(c, a, default_host, arena);
+    if (rc >= 0 && c->initialized) {
+        cli_tls_free(c); /* a failed set-up leaves nothing for the caller to free */
+    } else if (rc >= 0 && c->arena != NULL) {
+        tether_heap_use_system(0);
+        free(c->arena);
+        c->arena = NULL;
+    }
+    return rc;
+}
+
+static int setup(cli_tls *c, const cli_args *a, const char *default_host, size_t arena)
 {
     memset(c, 0, sizeof *c);
     c->json = cli_has(a, "json");
@@ -111,6 +140,7 @@ int cli_tls_setup_heap(cli_tls *c, const cli_args *a, const char *default_host, 
         tether_heap_use_system(0);
     }
     tether_status st = tether_tls_init(&c->tls);
+    c->initialized = true;
     if (st != TETHER_OK) {
         cli_report_failure(c, st, "TLS set-up", c->json);
         cli_tls_free(c);
@@ -137,6 +167,8 @@ static int setup_options_and_credentials(cli_tls *c, const cli_args *a, const ch
     c->opts.tls12_only = cli_has(a, "tls12");
     c->opts.insecure = cli_has(a, "insecure");
     c->opts.io_timeout_ms = 200;
+    if (c->verbose) /* the sessions copy these options: DPS and hub handshakes are traced too */
+        c->opts.on_stage = trace_stage;
     if (cli_get(a, "sntp-server")) {
         tether_status ts = cli_sync_clock(cli_get(a, "sntp-server"), c->verbose, c->json);
         if (ts != TETHER_OK)
@@ -174,15 +206,17 @@ static int setup_options_and_credentials(cli_tls *c, const cli_args *a, const ch
             return CLI_EXIT_FAILED;
         }
     }
+    /* Before any connection (DPS, hub, broker): a message that cannot fit the fragment length
+     * fails every handshake. The variable lets a test see what the server then says. */
+    if (getenv("TETHER_SEND_OVERSIZED_HANDSHAKE") != NULL) {
+        c->opts.send_oversized_handshake = true;
+        fprintf(stderr, "warning: TETHER_SEND_OVERSIZED_HANDSHAKE: handshake messages larger "
+                        "than the fragment length are sent anyway (tests only)\n");
+    } else if ((st = tether_tls_check_fragment_length(&c->tls, &c->opts)) != TETHER_OK) {
+        cli_report_failure(c, st, "the fragment length check", c->json);
+        return CLI_EXIT_FAILED;
+    }
     return -1;
-}
-
-static void trace_stage(void *context, tether_tls_stage stage, const tether_tls_diag *d)
-{
-    (void)context;
-    fprintf(stderr, "  tls %d/%d %-18s sent %6zu B  received %6zu B  heap %6zu B (peak %zu)\n",
-            (int)stage, TETHER_TLS_STAGE_COUNT, tether_tls_stage_name(stage), d->bytes_sent,
-            d->bytes_received, d->heap_in_use, d->heap_peak);
 }
 
 tether_status cli_tls_connect(cli_tls *c)
@@ -211,6 +245,7 @@ tether_status cli_tls_connect(cli_tls *c)
 
 void cli_tls_free(cli_tls *c)
 {
+    c->initialized = false;
     tether_tls_free(&c->tls);
     /* Back to the system allocator before the arena goes. */
     tether_heap_use_system(0);
@@ -238,11 +273,37 @@ void cli_json_string(FILE *f, const char *s, size_t len)
 static bool from_tls(tether_status st)
 {
     return (st >= TETHER_TLS_CA_PARSE_FAILED && st <= TETHER_TLS_FAILED) ||
-           st == TETHER_CLOCK_NOT_SET || (st >= TETHER_DNS_FAILED && st <= TETHER_SOCKET_ERROR) ||
-           st == TETHER_ENTROPY_FAILED;
+           st == TETHER_TLS_FRAGMENT_LENGTH_TOO_SMALL || st == TETHER_CLOCK_NOT_SET ||
+           (st >= TETHER_DNS_FAILED && st <= TETHER_SOCKET_ERROR) || st == TETHER_ENTROPY_FAILED;
+}
+
+void cli_untrusted_bytes(FILE *f, const uint8_t *p, size_t len, bool json)
+{
+    if (json)
+        fputc('"', f);
+    for (size_t i = 0; i < len; i++) {
+        uint8_t ch = p[i];
+        bool plain = ch >= 0x20 && ch < 0x7f;
+        if (plain && !(json && (ch == '"' || ch == '\\')))
+            fputc(ch, f);
+        else if (plain)
+            fprintf(f, "\\%c", ch);
+        else if (json)
+            fprintf(f, "\\u%04x", ch); /* every byte kept, and the JSON stays valid */
+        else
+            fprintf(f, "\\x%02x", ch);
+    }
+    if (json)
+        fputc('"', f);
 }
 
 void cli_report_failure(const cli_tls *c, tether_status st, const char *during, bool json)
+{
+    cli_report_failure_with(c, st, during, json, NULL, NULL);
+}
+
+void cli_report_failure_with(const cli_tls *c, tether_status st, const char *during, bool json,
+                             cli_details_fn details, const void *context)
 {
     const tether_tls_diag *d = tether_tls_last_diag(&c->tls);
     bool tls = from_tls(st) && d->status == st;
@@ -262,6 +323,21 @@ void cli_report_failure(const cli_tls *c, tether_status st, const char *during, 
                    (unsigned)d->verify_flags, d->bytes_sent, d->bytes_received, d->heap_in_use,
                    d->heap_peak, d->heap_cap, d->heap_request, d->needed, d->available);
             cli_json_string(stdout, d->server_issuer, strlen(d->server_issuer));
+            /* What the text says (alert name, system error, mbedTLS text, the numbers). */
+            const char *alert = tether_tls_alert_name(d->alert);
+            printf(",\"alert_name\":");
+            cli_json_string(stdout, alert ? alert : "", alert ? strlen(alert) : 0);
+            printf(",\"system_error\":");
+            cli_json_string(stdout, d->sys_errno ? strerror(d->sys_errno) : "",
+                            d->sys_errno ? strlen(strerror(d->sys_errno)) : 0);
+            char text[4096];
+            tether_tls_describe(d, text, sizeof text);
+            printf(",\"details\":");
+            cli_json_string(stdout, text, strlen(text));
+        }
+        if (details) {
+            printf(",");
+            details(stdout, true, context);
         }
         printf("}\n");
         return;
@@ -274,6 +350,8 @@ void cli_report_failure(const cli_tls *c, tether_status st, const char *during, 
         fprintf(stderr, "error %s during %s\n  %s\n  fix: %s\n", tether_status_name(st), during,
                 tether_status_message(st), tether_status_hint(st));
     }
+    if (details)
+        details(stderr, false, context);
     fprintf(stderr, "  more: tether explain %s\n", tether_status_name(st));
 }
 

@@ -68,6 +68,9 @@ const explain_mapping explain_mbedtls_status[] = {
     {-0x7780, 0, TETHER_TLS_ALERT,
      "tether names the alert; client-certificate alerts become "
      "TLS_CLIENT_CERT_REJECTED"},
+    {-0x7780, 0, TETHER_TLS_FRAGMENT_LENGTH_TOO_SMALL,
+     "a record_overflow alert after the client sent a handshake message (its Certificate) "
+     "longer than the maximum fragment length it asked for"},
     {-0x7200, 0, TETHER_TLS_RECORD_TOO_LARGE,
      "when the record is larger than the input buffer (the server ignored fragment length)"},
     {-0x6800, 3, TETHER_TLS_HANDSHAKE_TIMEOUT, "the peer went quiet"},

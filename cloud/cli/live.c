@@ -393,6 +393,7 @@ int cmd_method(int argc, char **argv)
         const char *what = !by_hub         ? " (answered by the device)"
                            : status == 404 ? " (device offline or not subscribed to methods)"
                            : status == 504 ? " (the device did not answer in time)"
+                           : status == 400 ? " (the device's response was not valid UTF-8 JSON)"
                                            : "";
         printf("status %d%s\n%s\n", status, what, resp != NULL ? resp : "");
     }

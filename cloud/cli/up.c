@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -172,6 +173,12 @@ static int find_module(const char *env, const char *name, const char *built, cha
     return access(out, R_OK) == 0 ? 0 : -1;
 }
 
+/* The broker's bounds (cloud/README.md, "Bounds"). The largest legitimate packet is a
+ * 256 KB telemetry message (IoT Hub's device-to-cloud limit) with the longest topic MQTT allows:
+ * fixed header 5 + topic length 2 + topic 65535 + packet id 2 + payload 262144. */
+#define TC_MAX_CONNECTIONS 10000
+#define TC_MAX_PACKET      (5 + 2 + 65535 + 2 + 256 * 1024)
+
 /* The settings of a device listener (TLS, client certificates, hub rules); the same for
  * MQTT and WebSockets, which differ only in the shim's framing. */
 static int listener_conf(char *out, size_t size, const char *what, int port, const char *abs)
@@ -191,8 +198,10 @@ static int listener_conf(char *out, size_t size, const char *what, int port, con
         "use_identity_as_username false\n"
         "tls_version tlsv1.2\n"
         "# IoT Hub: a QoS 2 publish closes the connection; QoS 2 subscriptions get QoS 1.\n"
-        "max_qos 1\n",
-        what, port, abs, abs, abs);
+        "max_qos 1\n"
+        "# Bounds (cloud/README.md): at most %d connections, logged in or not.\n"
+        "max_connections %d\n",
+        what, port, abs, abs, abs, TC_MAX_CONNECTIONS, TC_MAX_CONNECTIONS);
 }
 
 static int write_conf(const char *dir, int port, int ws_port, const char *plugin, char *conf,
@@ -231,6 +240,13 @@ static int write_conf(const char *dir, int port, int ws_port, const char *plugin
                   "# a TLS listener whose WebSocket upgrade and framing the TLS shim handles\n"
                   "# (TETHER_CLOUD_WS_PORT names this port to it).",
                   ws_port, abs);
+    used = strlen(text);
+    snprintf(text + used, sizeof text - used,
+             "\n# Bounds (cloud/README.md): no packet above a 256 KB telemetry message with a\n"
+             "# 64 KB topic (a longer one closes the connection before it is buffered). Before\n"
+             "# login the TLS shim allows a CONNECT of 16 KB, complete within 10 s of the accept.\n"
+             "max_packet_size %d\n",
+             TC_MAX_PACKET);
     return tc_write_file(conf, text, strlen(text), 0600) == 0 ? 0 : fail("cannot write %s", conf);
 }
 
@@ -365,6 +381,14 @@ static int start(const char *dir, int port, int ws_port, bool foreground, bool j
     char ws_port_s[16];
     snprintf(ws_port_s, sizeof ws_port_s, "%d", ws_port);
     setenv("TETHER_CLOUD_WS_PORT", ws_port_s, 1);
+    /* max_connections means something only if the broker may open that many sockets: a
+     * default soft limit of 1024 descriptors would end accept() first (EMFILE). */
+    struct rlimit fds;
+    if (getrlimit(RLIMIT_NOFILE, &fds) == 0 && fds.rlim_cur < TC_MAX_CONNECTIONS + 64) {
+        fds.rlim_cur =
+            fds.rlim_max < TC_MAX_CONNECTIONS + 64 ? fds.rlim_max : TC_MAX_CONNECTIONS + 64;
+        (void)setrlimit(RLIMIT_NOFILE, &fds);
+    }
     setenv("LD_PRELOAD", shim, 1);
     hub_fragment_env(dir);
     if (foreground) {

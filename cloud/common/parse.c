@@ -350,3 +350,36 @@ char *tc_props_encode(const cJSON *props, int skip_system)
     }
     return out;
 }
+
+cJSON *tc_json_parse_device(const void *data, size_t len, char *why, size_t why_size)
+{
+    const unsigned char *p = data;
+    if (len == 0 || p == NULL) {
+        snprintf(why, why_size, "The body is empty; a JSON document is required.");
+        return NULL;
+    }
+    if (memchr(p, 0, len) != NULL) {
+        snprintf(why, why_size, "The body contains a NUL byte: it is not a JSON text.");
+        return NULL;
+    }
+    if (!tc_utf8_valid(p, len)) {
+        snprintf(why, why_size, "The body is not valid UTF-8.");
+        return NULL;
+    }
+    /* cJSON needs the text NUL-terminated to refuse what follows the value. */
+    char *text = malloc(len + 1);
+    if (text == NULL) {
+        snprintf(why, why_size, "The body could not be read.");
+        return NULL;
+    }
+    memcpy(text, p, len);
+    text[len] = '\0';
+    const char *end = NULL;
+    cJSON *doc = cJSON_ParseWithOpts(text, &end, 1);
+    if (doc == NULL) {
+        size_t at = end != NULL && end >= text ? (size_t)(end - text) : 0;
+        snprintf(why, why_size, "The body is not valid JSON (at byte %zu of %zu).", at, len);
+    }
+    free(text);
+    return doc;
+}

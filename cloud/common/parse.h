@@ -72,6 +72,12 @@ char *tc_props_encode(const cJSON *props, int skip_system);
 /* MQTT topic filter match (+ and #). */
 int tc_topic_matches(const char *filter, const char *topic);
 
+/* A JSON document a device sent (DPS register body, twin reported patch, method response),
+ * checked as the service checks it before use: well-formed UTF-8 (RFC 3629), no NUL byte, exactly
+ * one JSON value with nothing after it but white space (RFC 8259). Returns the document, or NULL
+ * with a message for the 400 / errorCode 400004 answer in why. */
+cJSON *tc_json_parse_device(const void *data, size_t len, char *why, size_t why_size);
+
 /* JSON merge as twin patches do it: null removes a member, objects merge recursively,
  * anything else replaces. Members whose name starts with '$' are ignored. */
 void tc_json_merge(cJSON *target, const cJSON *patch);

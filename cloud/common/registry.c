@@ -83,31 +83,8 @@ static int bind_args(sqlite3_stmt *st, const char *fmt, va_list ap)
 
 static int blob_is_text(const unsigned char *p, size_t n)
 {
-    for (size_t i = 0; i < n; i++) {
-        if (p[i] == 0) {
-            return 0;
-        }
-    }
-    /* cJSON prints invalid UTF-8 as is; accept only valid UTF-8 as text. */
-    size_t i = 0;
-    while (i < n) {
-        unsigned char c = p[i];
-        size_t extra = c < 0x80         ? 0
-                       : (c >> 5) == 6  ? 1
-                       : (c >> 4) == 14 ? 2
-                       : (c >> 3) == 30 ? 3
-                                        : 9;
-        if (extra == 9 || i + extra >= n) {
-            return 0;
-        }
-        for (size_t k = 1; k <= extra; k++) {
-            if ((p[i + k] & 0xC0) != 0x80) {
-                return 0;
-            }
-        }
-        i += extra + 1;
-    }
-    return 1;
+    /* cJSON prints invalid UTF-8 as is; accept only valid UTF-8 without NUL as text. */
+    return memchr(p, 0, n) == NULL && tc_utf8_valid(p, n);
 }
 
 static cJSON *row_to_json(sqlite3_stmt *st)

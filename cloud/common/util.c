@@ -264,8 +264,13 @@ char *tc_read_file(const char *path, size_t *out_len)
 int tc_write_file(const char *path, const char *data, size_t len, unsigned mode)
 {
     char tmp[4096];
-    snprintf(tmp, sizeof tmp, "%s.tmp%ld", path, (long)getpid());
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, (mode_t)mode);
+    if ((size_t)snprintf(tmp, sizeof tmp, "%s.tmp%ld", path, (long)getpid()) >= sizeof tmp) {
+        return -1;
+    }
+    /* A file left by a crashed run of this pid is removed; a link planted at the name is
+     * removed, never followed (O_EXCL | O_NOFOLLOW): keys are written through here. */
+    unlink(tmp);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, (mode_t)mode);
     if (fd < 0) {
         return -1;
     }
@@ -282,9 +287,51 @@ int tc_write_file(const char *path, const char *data, size_t len, unsigned mode)
         }
         done += (size_t)w;
     }
-    if (fchmod(fd, (mode_t)mode) != 0 || close(fd) != 0) {
+    if (fchmod(fd, (mode_t)mode) != 0 || fsync(fd) != 0 || close(fd) != 0) {
         unlink(tmp);
         return -1;
     }
-    return rename(tmp, path);
+    if (rename(tmp, path) != 0) {
+        unlink(tmp);
+        return -1;
+    }
+    return 0;
+}
+
+int tc_utf8_valid(const unsigned char *p, size_t n)
+{
+    size_t i = 0;
+    while (i < n) {
+        unsigned char c = p[i];
+        if (c < 0x80) {
+            i++;
+            continue;
+        }
+        size_t extra;
+        unsigned char lo = 0x80;
+        unsigned char hi = 0xBF; /* range of the second byte */
+        if (c >= 0xC2 && c <= 0xDF) {
+            extra = 1;
+        } else if (c >= 0xE0 && c <= 0xEF) {
+            extra = 2;
+            lo = c == 0xE0 ? 0xA0 : 0x80; /* no overlong forms */
+            hi = c == 0xED ? 0x9F : 0xBF; /* no surrogates */
+        } else if (c >= 0xF0 && c <= 0xF4) {
+            extra = 3;
+            lo = c == 0xF0 ? 0x90 : 0x80;
+            hi = c == 0xF4 ? 0x8F : 0xBF; /* nothing above U+10FFFF */
+        } else {
+            return 0;
+        }
+        if (n - i <= extra || p[i + 1] < lo || p[i + 1] > hi) {
+            return 0;
+        }
+        for (size_t k = 2; k <= extra; k++) {
+            if ((p[i + k] & 0xC0) != 0x80) {
+                return 0;
+            }
+        }
+        i += extra + 1;
+    }
+    return 1;
 }

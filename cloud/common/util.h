@@ -11,6 +11,10 @@ char *tc_base64_encode(const unsigned char *data, size_t len);
  * is not valid padded base64. */
 long tc_base64_decode(const char *text, unsigned char *out, size_t out_size);
 
+/* 1 when p[0..n) is well-formed UTF-8 (RFC 3629: no overlong forms, no surrogates, nothing
+ * above U+10FFFF), else 0. */
+int tc_utf8_valid(const unsigned char *p, size_t n);
+
 /* Percent-decoding ('+' is kept as is). Returns malloc'd text, or NULL on a bad escape or
  * an embedded NUL. */
 char *tc_url_decode(const char *text, size_t len);
@@ -35,7 +39,8 @@ void tc_uuid(char buf[37]);
 void tc_lower(const char *in, char *out, size_t size);
 /* Read a whole file; returns malloc'd text (NUL-terminated) or NULL. */
 char *tc_read_file(const char *path, size_t *out_len);
-/* Write a whole file with the given mode, atomically (temp + rename). 0 on success. */
+/* Write a whole file with the given mode, atomically: a temporary file of this process created
+ * exclusively without following links, fsync, rename. 0 on success. */
 int tc_write_file(const char *path, const char *data, size_t len, unsigned mode);
 
 #endif

@@ -62,7 +62,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         break;
     case 4: {
         /* payload handling as the plugin does it: register body, twin patch merge */
-        cJSON *doc = cJSON_ParseWithLength(text, size - 1);
+        char why[96];
+        cJSON *doc = tc_json_parse_device(data + 1, size - 1, why, sizeof why);
         cJSON *rid = cJSON_GetObjectItemCaseSensitive(doc, "registrationId");
         (void)cJSON_IsString(rid);
         cJSON *target = cJSON_Parse("{\"a\":{\"b\":1},\"c\":2}");

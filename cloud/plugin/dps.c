@@ -689,13 +689,20 @@ static void on_register(struct tc_session *s, const struct tc_topic *t, const vo
         return;
     }
     /* An empty body means {"registrationId":"<the id in the username>"}: the Embedded C
-     * SDK's provisioning client publishes exactly that, and DPS accepts it. */
+     * SDK's provisioning client publishes exactly that, and DPS accepts it. Any other body
+     * must be one valid JSON document (UTF-8), as DPS checks it. */
+    char why[96];
     cJSON *req = NULL;
     if (len == 0) {
         req = cJSON_CreateObject();
         cJSON_AddStringToObject(req, "registrationId", s->id);
-    } else if (len < 65536) {
-        req = cJSON_ParseWithLength(payload, len);
+    } else {
+        req = len < 65536 ? tc_json_parse_device(payload, len, why, sizeof why) : NULL;
+    }
+    if (req == NULL) {
+        respond_error(s, 400, t->rid, 0, ERR_BAD_REQUEST,
+                      len < 65536 ? why : "The body exceeds 64 KB.");
+        return;
     }
     cJSON *rid_item = cJSON_GetObjectItemCaseSensitive(req, "registrationId");
     if (!cJSON_IsObject(req) || !cJSON_IsString(rid_item) ||

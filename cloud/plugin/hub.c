@@ -138,7 +138,12 @@ static void on_twin_patch(struct tc_session *s, const struct tc_topic *t, const 
                           uint32_t len)
 {
     char err[160];
-    cJSON *patch = len > 0 ? cJSON_ParseWithLength(payload, len) : NULL;
+    char why[96];
+    cJSON *patch = tc_json_parse_device(payload, len, why, sizeof why);
+    if (patch == NULL) {
+        twin_respond(s, 400, t->rid, 0, twin_error(400004, why, err, sizeof err));
+        return;
+    }
     if (!cJSON_IsObject(patch)) {
         cJSON_Delete(patch);
         twin_respond(
@@ -204,6 +209,20 @@ static void on_method_response(struct tc_session *s, const struct tc_topic *t, c
                t->rid, len);
         return;
     }
+    char why[96];
+    cJSON *doc = len > 0 ? tc_json_parse_device(payload, len, why, sizeof why) : NULL;
+    if (len > 0 && doc == NULL) {
+        /* The invoker gets the service's refusal, not the device's bytes ('failed': the hub
+         * answered, not the device). */
+        char err[160];
+        tc_log(MOSQ_LOG_NOTICE, "hub %s: method response (rid %s) refused: %s", s->id, t->rid, why);
+        tc_reg_exec(tc_g.db,
+                    "UPDATE requests SET state='failed', status=400, response=? WHERE id=? AND"
+                    " device_id=? AND kind='method' AND state='sent'",
+                    "sis", twin_error(400004, why, err, sizeof err), (int64_t)id, s->id);
+        return;
+    }
+    cJSON_Delete(doc);
     char *text = malloc((size_t)len + 1);
     if (text == NULL) {
         return;

@@ -109,6 +109,11 @@ typedef struct tether_dps_config {
     void *progress_context;
 } tether_dps_config;
 
+#ifndef TETHER_DPS_RESPONSE_KEEP
+/** How many bytes of the last DPS response a tether_dps_result keeps for a diagnosis. */
+#define TETHER_DPS_RESPONSE_KEEP 256
+#endif
+
 /** The outcome. Strings are NUL-terminated. */
 typedef struct tether_dps_result {
     char assigned_hub[256];
@@ -120,6 +125,11 @@ typedef struct tether_dps_result {
     tether_dps_status operation;          /**< Of the last response. */
     uint32_t error_code;                  /**< e.g. 401002; 0 when none. */
     char error_message[256];
+    /** The last response to our request as it came, "TOPIC PAYLOAD", cut to the buffer:
+     *  untrusted bytes, not NUL-terminated (see response_len), for a diagnosis. */
+    uint8_t response[TETHER_DPS_RESPONSE_KEEP];
+    uint16_t response_len;      /**< Bytes kept in response. */
+    uint32_t response_total;    /**< Length of the whole response (topic, space, payload). */
     uint32_t register_requests; /**< Register requests sent (1 unless retried). */
     uint32_t polls;
     uint32_t reconnects;

@@ -114,7 +114,10 @@ typedef enum tether_hub_event_kind {
      *  one is acknowledged all the same, so the hub does not send it again. */
     TETHER_HUB_EVENT_DISCARDED,
     /** A request got an error status (request, status, cause); wait_ms > 0: retried then. */
-    TETHER_HUB_EVENT_REQUEST_FAILED
+    TETHER_HUB_EVENT_REQUEST_FAILED,
+    /** A message on a topic tether cannot read (cause HUB_MALFORMED_TOPIC or
+     *  HUB_UNKNOWN_TOPIC; the topic and the payload's size): it was not handled. */
+    TETHER_HUB_EVENT_UNREADABLE
 } tether_hub_event_kind;
 
 /** The requests of the session that get a status from the hub. */
@@ -136,6 +139,7 @@ typedef struct tether_hub_event {
     size_t buffer_size;              /**< DISCARDED: the receive buffer, TETHER_HUB_RX_LEN. */
     tether_hub_request_kind request; /**< REQUEST_FAILED. */
     uint16_t status;                 /**< REQUEST_FAILED: the hub's status (429, 500, 404...). */
+    tether_view topic; /**< UNREADABLE: the topic as received (untrusted), during the call. */
 } tether_hub_event;
 
 /** A cloud-to-device message. Views are valid during the callback only. */

@@ -141,6 +141,10 @@ typedef enum tether_status {
     TETHER_HUB_SERVER_ERROR,
     TETHER_HUB_REQUEST_REFUSED,
 
+    /* Added after the groups above; values are stable, so new codes come last. */
+    TETHER_TLS_FRAGMENT_LENGTH_TOO_SMALL,
+    TETHER_STORE_NOT_DURABLE,
+
     TETHER_STATUS_COUNT /**< Not a status: the number of codes. */
 } tether_status;
 

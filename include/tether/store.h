@@ -51,7 +51,13 @@ typedef struct tether_provisioning_record {
 typedef struct tether_store {
     /** Reads the stored bytes; ::TETHER_STORE_EMPTY when there are none. */
     tether_status (*read)(void *context, uint8_t *buf, size_t cap, size_t *out_len);
-    /** Replaces the stored bytes atomically: after a crash, the old or the new record. */
+    /**
+     * Replaces the stored bytes atomically: after a crash, the old or the new record, also with
+     * two writers at once (the last to finish wins).
+     * @return TETHER_OK; ::TETHER_STORE_WRITE_FAILED when nothing was replaced (the previous
+     *         record, if any, is intact); ::TETHER_STORE_NOT_DURABLE when the new record is in
+     *         place but may not survive a power cut (the previous one may come back).
+     */
     tether_status (*write)(void *context, const uint8_t *buf, size_t len);
     /** Removes the record (forced reprovisioning). */
     tether_status (*erase)(void *context);
@@ -93,7 +99,16 @@ typedef struct tether_file_store {
     const char *path;
 } tether_file_store;
 
-/** A store over the file @p path (written as path.tmp, fsync, rename). */
+/**
+ * A store over the file @p path. A save writes a temporary file of its own in the same
+ * directory (`path.tmp-<pid>-<hex>`, created with O_CREAT | O_EXCL | O_NOFOLLOW, mode 0600),
+ * fsyncs it, renames it over @p path and fsyncs the directory. Two processes saving at once
+ * never share a temporary file; a link planted at a temporary name is refused, never followed.
+ * A failure before the rename removes the temporary file and leaves @p path untouched
+ * (::TETHER_STORE_WRITE_FAILED); a failed directory fsync after the rename returns
+ * ::TETHER_STORE_NOT_DURABLE. A process killed mid-save may leave its temporary file behind
+ * (never read; safe to delete).
+ */
 tether_store tether_file_store_init(tether_file_store *fs, const char *path);
 
 #ifdef __cplusplus

@@ -89,7 +89,10 @@ typedef struct tether_tls_diag {
     size_t heap_request;    /**< Bytes asked for by the refused allocation. */
     size_t heap_at_failure; /**< Bytes in use when it was refused. */
     size_t needed;          /**< E.g. the Certificate message size, or the record length. */
-    size_t available;       /**< E.g. the output buffer, or the input buffer. */
+    size_t available;       /**< E.g. the output buffer, the input buffer, or the fragment
+                                 length asked for. */
+    uint8_t handshake_type; /**< The client's handshake message too large for the fragment
+                                 length: 11 Certificate, 15 CertificateVerify; 0 if none. */
     int64_t clock_s;        /**< The wall clock when it failed (for CLOCK_NOT_SET). */
     char server_subject[128]; /**< Subject of the server's leaf certificate, if seen. */
     char server_issuer[128];  /**< Issuer at the top of the chain the server presented. */
@@ -114,6 +117,9 @@ typedef struct tether_tls_options {
     uint16_t max_fragment;  /**< 0 = profile default; else 512, 1024, 2048 or 4096. */
     bool tls12_only;        /**< Do not offer TLS 1.3 even if this build has it. */
     bool insecure;          /**< Skip server verification. Tests only; callers must warn. */
+    /** Connect even when a handshake message exceeds max_fragment (see
+     *  tether_tls_check_fragment_length()): to see how a server answers. Tests only. */
+    bool send_oversized_handshake;
     tether_tls_stage_fn on_stage;
     void *on_stage_context;
 } tether_tls_options;
@@ -146,7 +152,9 @@ typedef struct tether_tls {
     tether_tls_source chain_src;
     tether_tls_source key_src;
     const char *key_password;
-    size_t certificate_message_size;
+    size_t certificate_message_size;       /* TLS 1.2 */
+    size_t certificate_message_size_tls13; /* TLS 1.3: a context byte, 2 per certificate */
+    size_t certificate_verify_size;        /* the largest signature the key makes */
     uint8_t identity_sha256[32];
     bool has_trust;
     bool has_identity;
@@ -214,6 +222,37 @@ TETHER_MUST_USE tether_status tether_tls_set_identity(tether_tls *tls, const uin
  * output buffer it needs (0 if no identity). This is what must fit MBEDTLS_SSL_OUT_CONTENT_LEN.
  */
 size_t tether_tls_certificate_message_size(const tether_tls *tls);
+
+/**
+ * Sizes of the handshake messages a client identity makes the client send: its Certificate
+ * message (TLS 1.2: 4 + 3 + per certificate 3 + DER; TLS 1.3 adds a context byte and 2 bytes
+ * of extensions per certificate, RFC 8446 4.4.2) and the largest CertificateVerify its key
+ * can make (4 + 2 + 2 + signature: the modulus size for RSA, MBEDTLS_ECDSA_MAX_SIG_LEN for EC).
+ * Any pointer may be NULL.
+ */
+void tether_tls_handshake_sizes(const mbedtls_x509_crt *chain, const mbedtls_pk_context *key,
+                                size_t *certificate_tls12, size_t *certificate_tls13,
+                                size_t *certificate_verify);
+
+/** The maximum fragment length @p opts asks for, in bytes (the profile's default when
+ * max_fragment is 0), or 0 when it asks for none. */
+uint16_t tether_tls_fragment_limit(const tether_tls_options *opts);
+
+/**
+ * Checks before connecting that the client's handshake messages fit the maximum fragment
+ * length @p opts asks for. mbedTLS 3.6 writes a handshake message as one record and cannot
+ * split it (library/ssl_msg.c: "We deliberately do not check for the MTU or MFL here"), and
+ * a server that accepted the limit answers a longer record with a record_overflow alert
+ * (RFC 6066, section 4). tether_tls_connect() makes this check first (unless
+ * tether_tls_options.send_oversized_handshake).
+ * @return TETHER_OK (also with no identity or no fragment length), or
+ *         TETHER_TLS_FRAGMENT_LENGTH_TOO_SMALL with the diag's needed (the message size),
+ *         available (the fragment length) and handshake_type (11 Certificate, 15
+ *         CertificateVerify). The Certificate message counted is TLS 1.3's when the build
+ *         offers TLS 1.3, for the server may choose it.
+ */
+TETHER_MUST_USE tether_status tether_tls_check_fragment_length(tether_tls *tls,
+                                                               const tether_tls_options *opts);
 
 /** SHA-256 of @p len bytes (mbedTLS), e.g. to fingerprint a symmetric key. */
 void tether_sha256(const void *data, size_t len, uint8_t out[32]);

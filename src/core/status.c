@@ -147,10 +147,10 @@ static const status_entry table[] = {
          "use a profile with a larger input buffer (tight: 4 KB, esp-idf: 16 KB), or have the "
          "server send a shorter chain (EC keys, no root)"},
     [TETHER_TLS_FRAGMENT_LENGTH_REFUSED] = {"TLS_FRAGMENT_LENGTH_REFUSED",
-                                            "the server did not accept the requested maximum "
-                                            "fragment length",
-                                            "use a profile with a 16 KB input buffer, or a "
-                                            "server that honours RFC 6066"},
+                                            "the server refused a record within the fragment "
+                                            "length asked for (record_overflow)",
+                                            "ask for none, with a profile whose input buffer "
+                                            "is 16 KB"},
     [TETHER_TLS_HANDSHAKE_TIMEOUT] = {"TLS_HANDSHAKE_TIMEOUT",
                                       "the TLS handshake did not finish in time",
                                       "the server stopped answering mid-handshake; check the "
@@ -270,6 +270,12 @@ static const status_entry table[] = {
                                    "the provisioning result could not be saved",
                                    "check that the state directory exists and is writable; the "
                                    "previous record, if any, is intact"},
+    [TETHER_STORE_NOT_DURABLE] = {"STORE_NOT_DURABLE",
+                                  "the new provisioning result is in place, but its directory "
+                                  "could not be flushed to storage",
+                                  "it is used now; a power cut before the storage flushes may "
+                                  "bring back the previous record (or none): check the storage "
+                                  "device (full, read-only, failing)"},
 
     [TETHER_CLOCK_NOT_SET] = {"CLOCK_NOT_SET",
                               "the clock is not set: it reads earlier than the date this tether "
@@ -337,6 +343,12 @@ static const status_entry table[] = {
                                     "the hub refused a request (4xx other than 429)",
                                     "the request is not retried: check the status in the "
                                     "details (400: a malformed patch, 413: too large)"},
+
+    [TETHER_TLS_FRAGMENT_LENGTH_TOO_SMALL] =
+        {"TLS_FRAGMENT_LENGTH_TOO_SMALL",
+         "the client's Certificate message exceeds the maximum fragment length asked for",
+         "mbedTLS sends it in one record (the server answers record_overflow): ask for a "
+         "larger fragment length, or none, or send a shorter chain"},
 };
 
 _Static_assert(sizeof table / sizeof table[0] == TETHER_STATUS_COUNT,

@@ -52,6 +52,24 @@ static void report(tether_dps_session *s, tether_dps_event event)
     memset(p, 0, sizeof *p);
 }
 
+/* The response as it came, cut to the result's buffer: what a diagnosis shows. */
+static void keep_response(tether_dps_result *r, const tether_mqtt_publish *m)
+{
+    size_t cap = sizeof r->response, n = 0;
+    const struct {
+        const void *p;
+        size_t len;
+    } parts[] = {{m->topic, m->topic_len}, {" ", 1}, {m->payload, m->payload_len}};
+    for (size_t i = 0; i < 3; i++) {
+        size_t k = parts[i].len < cap - n ? parts[i].len : cap - n;
+        if (k > 0)
+            memcpy(r->response + n, parts[i].p, k);
+        n += k;
+    }
+    r->response_len = (uint16_t)n;
+    r->response_total = (uint32_t)(m->topic_len + 1 + m->payload_len);
+}
+
 /* A response to our request: copy what the result keeps while the message is still there. */
 static void on_message(void *context, const tether_mqtt_publish *m)
 {
@@ -65,6 +83,7 @@ static void on_message(void *context, const tether_mqtt_publish *m)
     s->response = rt;
     s->got_response = true;
     tether_dps_result *r = s->result;
+    keep_response(r, m);
     r->http_status = rt.status;
     tether_dps_registration reg;
     s->parse_status =

@@ -175,8 +175,14 @@ static void on_message(void *context, const tether_mqtt_publish *m)
 {
     tether_hub_session *s = context;
     tether_hub_topic t;
-    if (tether_hub_topic_parse(m->topic, m->topic_len, &t) != TETHER_OK)
-        return; /* Not a hub topic tether knows: nothing to do with it. */
+    tether_status st = tether_hub_topic_parse(m->topic, m->topic_len, &t);
+    if (st != TETHER_OK) { /* not handled; the application is told, with the topic */
+        s->event.cause = st;
+        s->event.topic = (tether_view){m->topic, m->topic_len};
+        s->event.size = m->payload_len;
+        emit(s, TETHER_HUB_EVENT_UNREADABLE);
+        return;
+    }
     const tether_hub_config *cfg = s->cfg;
     switch (t.kind) {
     case TETHER_HUB_TOPIC_C2D: {

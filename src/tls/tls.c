@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "mbedtls/ecdsa.h"
 #include "mbedtls/error.h"
 #include "mbedtls/net_sockets.h"
 #include "mbedtls/pem.h"
@@ -384,12 +385,9 @@ tether_status tether_tls_set_identity(tether_tls *tls, const uint8_t *chain, siz
                                                       : TETHER_TLS_KEY_MISMATCH;
     }
     if (st == TETHER_OK) {
-        /* Handshake header (4) + list length (3) + per certificate a 3-byte length and the
-         * DER; the arithmetic mbedtls_ssl_write_certificate() checks against OUT_CONTENT_LEN. */
-        size_t size = 7;
-        for (const mbedtls_x509_crt *c = &tls->chain; c != NULL && c->raw.len > 0; c = c->next)
-            size += 3 + c->raw.len;
-        tls->certificate_message_size = size;
+        tether_tls_handshake_sizes(&tls->chain, &tls->key, &tls->certificate_message_size,
+                                   &tls->certificate_message_size_tls13,
+                                   &tls->certificate_verify_size);
         tether_sha256(tls->chain.raw.p, tls->chain.raw.len, tls->identity_sha256);
     }
     release_identity(tls);
@@ -399,6 +397,78 @@ tether_status tether_tls_set_identity(tether_tls *tls, const uint8_t *chain, siz
     }
     tls->has_identity = true;
     return TETHER_OK;
+}
+
+void tether_tls_handshake_sizes(const mbedtls_x509_crt *chain, const mbedtls_pk_context *key,
+                                size_t *certificate_tls12, size_t *certificate_tls13,
+                                size_t *certificate_verify)
+{
+    /* Handshake header (4) + list length (3) + per certificate a 3-byte length and the DER:
+     * the arithmetic mbedtls_ssl_write_certificate() checks against OUT_CONTENT_LEN. TLS 1.3
+     * adds the request context's length byte and an empty extension list per certificate. */
+    size_t tls12 = 7, tls13 = 8;
+    for (const mbedtls_x509_crt *c = chain; c != NULL && c->raw.len > 0; c = c->next) {
+        tls12 += 3 + c->raw.len;
+        tls13 += 3 + c->raw.len + 2;
+    }
+    size_t signature = 0;
+    if (key != NULL && mbedtls_pk_get_type(key) != MBEDTLS_PK_NONE)
+        signature = mbedtls_pk_can_do(key, MBEDTLS_PK_ECKEY)
+                        ? (size_t)MBEDTLS_ECDSA_MAX_SIG_LEN(mbedtls_pk_get_bitlen(key))
+                        : mbedtls_pk_get_len(key);
+    if (certificate_tls12)
+        *certificate_tls12 = tls12;
+    if (certificate_tls13)
+        *certificate_tls13 = tls13;
+    /* Header (4), signature algorithm (2), signature length (2), signature. */
+    if (certificate_verify)
+        *certificate_verify = signature ? 8 + signature : 0;
+}
+
+uint16_t tether_tls_fragment_limit(const tether_tls_options *opts)
+{
+    uint16_t mfl = opts->max_fragment ? opts->max_fragment : (uint16_t)TETHER_MFL_DEFAULT;
+    return mfl == TETHER_TLS_MAX_FRAGMENT_NONE ? 0 : mfl;
+}
+
+/* The client's handshake message (Certificate, then CertificateVerify) that a record of at
+ * most @p limit bytes cannot hold under TLS 1.3 (tls13) or 1.2; 0 and no size if none. */
+static uint8_t oversized_message(const tether_tls *tls, size_t limit, bool tls13, size_t *size)
+{
+    size_t certificate =
+        tls13 ? tls->certificate_message_size_tls13 : tls->certificate_message_size;
+    if (!tls->has_identity || limit == 0)
+        return 0;
+    if (certificate > limit) {
+        *size = certificate;
+        return MBEDTLS_SSL_HS_CERTIFICATE;
+    }
+    if (tls->certificate_verify_size > limit) {
+        *size = tls->certificate_verify_size;
+        return MBEDTLS_SSL_HS_CERTIFICATE_VERIFY;
+    }
+    return 0;
+}
+
+tether_status tether_tls_check_fragment_length(tether_tls *tls, const tether_tls_options *opts)
+{
+    if (tls == NULL || opts == NULL)
+        return TETHER_INVALID_ARGUMENT;
+    size_t limit = tether_tls_fragment_limit(opts), size = 0;
+#if defined(MBEDTLS_SSL_PROTO_TLS1_3)
+    bool tls13 = !opts->tls12_only; /* the server may choose it: count its larger message */
+#else
+    bool tls13 = false;
+#endif
+    uint8_t type = oversized_message(tls, limit, tls13, &size);
+    if (type == 0)
+        return TETHER_OK;
+    clear_diag(tls);
+    tls->diag.status = TETHER_TLS_FRAGMENT_LENGTH_TOO_SMALL;
+    tls->diag.needed = size;
+    tls->diag.available = limit;
+    tls->diag.handshake_type = type;
+    return TETHER_TLS_FRAGMENT_LENGTH_TOO_SMALL;
 }
 
 size_t tether_tls_certificate_message_size(const tether_tls *tls)
@@ -624,8 +694,8 @@ static int configure(tether_tls *tls)
 #endif
         mbedtls_ssl_conf_verify(&tls->conf, verify_cb, tls);
     }
-    uint16_t mfl = tls->opts.max_fragment ? tls->opts.max_fragment : (uint16_t)TETHER_MFL_DEFAULT;
-    if (mfl != 0 && mfl != TETHER_TLS_MAX_FRAGMENT_NONE) {
+    uint16_t mfl = tether_tls_fragment_limit(&tls->opts);
+    if (mfl != 0) {
         ret = mbedtls_ssl_conf_max_frag_len(&tls->conf, (unsigned char)max_frag_code(mfl));
         if (ret != 0)
             return ret;
@@ -673,6 +743,12 @@ tether_status tether_tls_connect(tether_tls *tls, const tether_tls_options *opts
         return TETHER_INVALID_ARGUMENT;
     tether_tls_close(tls);
     clear_diag(tls);
+    /* Refused before dialling: the server would only answer with record_overflow. */
+    if (!opts->send_oversized_handshake) {
+        tether_status fits = tether_tls_check_fragment_length(tls, opts);
+        if (fits != TETHER_OK)
+            return fits;
+    }
     tls->opts = *opts;
     tls->io_status = TETHER_OK;
     tls->rec_header_have = 0;
@@ -893,6 +969,30 @@ static tether_status alert_status(const tether_tls *tls, int alert)
     }
 }
 
+/* record_overflow after the client sent a handshake message longer than the fragment length it
+ * asked for: the server accepted the limit (a server that ignores the extension enforces
+ * none) and mbedTLS sent the message as one record anyway. Names that, with the numbers. */
+static void overflow_cause(tether_tls *tls, tether_status *st)
+{
+    tether_tls_diag *d = &tls->diag;
+    size_t size = 0;
+    if (d->alert != MBEDTLS_SSL_ALERT_MSG_RECORD_OVERFLOW ||
+        d->stage < TETHER_TLS_STAGE_CLIENT_CERTIFICATE)
+        return;
+#if defined(MBEDTLS_SSL_PROTO_TLS1_3)
+    bool tls13 = tls->ssl.tls_version == MBEDTLS_SSL_VERSION_TLS1_3;
+#else
+    bool tls13 = false;
+#endif
+    uint8_t type = oversized_message(tls, tether_tls_fragment_limit(&tls->opts), tls13, &size);
+    if (type == 0)
+        return;
+    *st = TETHER_TLS_FRAGMENT_LENGTH_TOO_SMALL;
+    d->needed = size;
+    d->available = tether_tls_fragment_limit(&tls->opts);
+    d->handshake_type = type;
+}
+
 /* A server that refuses the client certificate sends a fatal alert and closes at once, while
  * the client is still writing its flight: the write fails with a reset, and the alert sits
  * unread in the socket. Read what is pending and look for it, so the user learns why. */
@@ -963,6 +1063,7 @@ tether_status tether_tls_fail(tether_tls *tls, int ret)
         if (d->alert < 0)
             d->alert = tls->ssl.in_msg != NULL ? tls->ssl.in_msg[1] : -1;
         st = alert_status(tls, d->alert);
+        overflow_cause(tls, &st);
     } else if ((high == MBEDTLS_ERR_SSL_INVALID_RECORD || high == MBEDTLS_ERR_SSL_BAD_INPUT_DATA) &&
                tls->last_record_len > input_record_limit(tls)) {
         /* INVALID_RECORD, or BAD_INPUT_DATA when the record would not even fit the buffer's

@@ -224,6 +224,8 @@ void tether_tls_describe(const tether_tls_diag *d, char *buf, size_t len)
     text t = {buf, len, 0};
     buf[0] = 0;
     add(&t, "error %s", tether_status_name(d->status));
+    if (d->status == TETHER_TLS_FRAGMENT_LENGTH_TOO_SMALL && d->stage == TETHER_TLS_STAGE_NONE)
+        add(&t, " before connecting");
     if (d->stage >= TETHER_TLS_STAGE_TCP_CONNECT && d->stage <= TETHER_TLS_STAGE_FINISHED &&
         d->status != TETHER_CLOCK_NOT_SET)
         add(&t, " during the TLS handshake (%s, stage %d of %d)", tether_tls_stage_name(d->stage),
@@ -295,6 +297,34 @@ void tether_tls_describe(const tether_tls_diag *d, char *buf, size_t len)
             (unsigned long)d->needed, (unsigned long)d->available);
         add(&t, "  fix: %s\n", tether_status_hint(d->status));
         break;
+    case TETHER_TLS_FRAGMENT_LENGTH_TOO_SMALL: {
+        /* The words name the message, the numbers and mbedTLS's limit: the fix follows. */
+        const char *what = d->handshake_type == MBEDTLS_SSL_HS_CERTIFICATE_VERIFY
+                               ? "CertificateVerify"
+                               : "Certificate";
+        if (d->alert >= 0)
+            add(&t,
+                "  the server accepted the %zu-byte maximum fragment length, got your %zu-byte "
+                "%s message in one record and answered record_overflow\n",
+                d->available, d->needed, what);
+        else
+            add(&t,
+                "  your %s message is %zu bytes; the maximum fragment length asked for is %zu "
+                "bytes. Nothing was sent.\n",
+                what, d->needed, d->available);
+        size_t fits = 0;
+        for (size_t v = 512; v <= 4096; v *= 2)
+            if (fits == 0 && v >= d->needed && v <= MBEDTLS_SSL_IN_CONTENT_LEN &&
+                v <= MBEDTLS_SSL_OUT_CONTENT_LEN)
+                fits = v;
+        add(&t, "  mbedTLS 3.6 cannot split a handshake message it sends\n  fix: ");
+        if (fits)
+            add(&t, "--max-fragment %zu, or ", fits);
+        else if (MBEDTLS_SSL_IN_CONTENT_LEN >= 16384) /* the server's 16 KB records fit */
+            add(&t, "--max-fragment none, or ");
+        add(&t, "a shorter chain\n");
+        break;
+    }
     case TETHER_TLS_HANDSHAKE_MESSAGE_TOO_LARGE:
         add(&t,
             "  the server's handshake message (its certificate chain, at this stage) is %lu "

@@ -238,6 +238,16 @@ class Cloud:
         return status, res, seen
 
 
+def provision(cloud, reg):
+    """Enroll a symmetric-key device, register it through DPS; return (hub, key)."""
+    e = cloud.cli_json("enrollment", "create", "--registration-id", reg)
+    key = e["attestation"]["symmetricKey"]["primaryKey"]
+    status, res, _ = cloud.register(reg, password=sas_token(
+        f"{cloud.scope}/registrations/{reg}", key, skn="registration"))
+    assert status == 200 and res["status"] == "assigned"
+    return res["registrationState"]["assignedHub"], key
+
+
 @pytest.fixture
 def cloud():
     tmp = tempfile.mkdtemp(prefix="tether-cloud-test-")

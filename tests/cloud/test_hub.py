@@ -6,17 +6,7 @@ import time
 
 import pytest
 
-from conftest import sas_token, TOOL, parse_res
-
-
-def provision(cloud, reg):
-    """Enroll a symmetric-key device, register it through DPS; return (hub, key)."""
-    e = cloud.cli_json("enrollment", "create", "--registration-id", reg)
-    key = e["attestation"]["symmetricKey"]["primaryKey"]
-    status, res, _ = cloud.register(reg, password=sas_token(
-        f"{cloud.scope}/registrations/{reg}", key, skn="registration"))
-    assert status == 200 and res["status"] == "assigned"
-    return res["registrationState"]["assignedHub"], key
+from conftest import sas_token, TOOL, parse_res, provision
 
 
 def connect(cloud, reg, hub, key):

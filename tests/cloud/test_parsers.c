@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "mqtt_tap.h"
 #include "parse.h"
@@ -505,6 +506,88 @@ static void test_mqtt_tap_websocket(void)
     CHECK(tap_bytes(&t, in, n, 4, &l) == -1 && l.n == 0);
 }
 
+/* UTF-8 as RFC 3629 and JSON documents as the service checks them before use. */
+static void test_documents(void)
+{
+    static const struct {
+        const char *bytes;
+        int valid;
+    } utf8[] = {
+        {"plain", 1},
+        {"caf\xc3\xa9", 1},
+        {"\xe2\x82\xac", 1},
+        {"\xf0\x9f\x98\x80", 1},
+        {"\xf4\x8f\xbf\xbf", 1},
+        {"\xc3", 0},
+        {"\xc0\xaf", 0},
+        {"\xe0\x80\xaf", 0},
+        {"\xed\xa0\x80", 0},
+        {"\xf4\x90\x80\x80", 0},
+        {"\xf8\x88\x80\x80\x80", 0},
+        {"\xff\xfe", 0},
+        {"\x80", 0},
+        {"a\xe2\x82", 0},
+    };
+    for (size_t i = 0; i < sizeof utf8 / sizeof utf8[0]; i++) {
+        CHECK(tc_utf8_valid((const unsigned char *)utf8[i].bytes, strlen(utf8[i].bytes)) ==
+              utf8[i].valid);
+    }
+    char why[96];
+    static const char *const bad[] = {
+        "",
+        "{",
+        "{\"a\":1} x",
+        "{\"a\":\"\xff\"}",
+        "{\"a\":\"\xc0\xaf\"}",
+        "{\"a\":1}}",
+        "nul",
+        "{\"a\":\"\\ud800\"}",
+        "[1,]",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        cJSON *d = tc_json_parse_device(bad[i], strlen(bad[i]), why, sizeof why);
+        CHECK(d == NULL && why[0] != '\0');
+        cJSON_Delete(d);
+    }
+    CHECK(tc_json_parse_device("{\"a\":1}\0{}", 10, why, sizeof why) == NULL &&
+          strstr(why, "NUL") != NULL);
+    CHECK(tc_json_parse_device("{\"a\":\"\xff\"}", 9, why, sizeof why) == NULL &&
+          strstr(why, "UTF-8") != NULL);
+    const char *good = " {\"fw\":\"caf\xc3\xa9\",\"n\":null} \n";
+    cJSON *d = tc_json_parse_device(good, strlen(good), why, sizeof why);
+    CHECK(cJSON_IsObject(d));
+    cJSON_Delete(d);
+    d = tc_json_parse_device("42", 2, why, sizeof why);
+    CHECK(cJSON_IsNumber(d)); /* a value, not only an object: the caller checks the shape */
+    cJSON_Delete(d);
+}
+
+/* tc_write_file (keys, certificates, the broker's configuration): a link planted at its
+ * temporary name is removed, never written through. */
+static void test_write_file_refuses_links(void)
+{
+    char dir[] = "/tmp/tc-write-XXXXXX";
+    CHECK(mkdtemp(dir) != NULL);
+    char path[64], tmp[96], victim[64];
+    snprintf(path, sizeof path, "%s/key.pem", dir);
+    snprintf(tmp, sizeof tmp, "%s.tmp%ld", path, (long)getpid());
+    snprintf(victim, sizeof victim, "%s/victim", dir);
+    CHECK(tc_write_file(victim, "precious", 8, 0600) == 0);
+    CHECK(symlink(victim, tmp) == 0);
+    CHECK(tc_write_file(path, "secret", 6, 0600) == 0);
+    size_t n = 0;
+    char *v = tc_read_file(victim, &n);
+    CHECK(v != NULL && n == 8 && memcmp(v, "precious", 8) == 0);
+    free(v);
+    char *k = tc_read_file(path, &n);
+    CHECK(k != NULL && n == 6 && memcmp(k, "secret", 6) == 0);
+    free(k);
+    CHECK(access(tmp, F_OK) != 0);
+    unlink(path);
+    unlink(victim);
+    rmdir(dir);
+}
+
 int main(void)
 {
     test_mqtt_tap();
@@ -517,6 +600,8 @@ int main(void)
     test_sas();
     test_codecs();
     test_filters_and_merge();
+    test_documents();
+    test_write_file_refuses_links();
     if (failures != 0) {
         fprintf(stderr, "%d checks failed\n", failures);
         return 1;

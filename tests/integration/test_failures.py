@@ -44,6 +44,19 @@ def test_expired_server_certificate(make_broker, pki, dev):
     assert "EXPIRED" in err
 
 
+def test_server_certificate_not_yet_valid(make_broker, pki, dev):
+    """The device clock behind the server certificate's notBefore (a common field failure: a
+    clock that was never synced, or a certificate rolled out ahead of time)."""
+    import datetime
+    future = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(days=400)
+    key, crt = pki.leaf("future-server", "localhost", pki.root_key, pki.root,
+                        san="DNS:localhost", days=30, when=future.strftime("%Y-%m-%d %H:%M:%S"))
+    broker = make_broker(cert=crt, key=key)
+    err = failure(pub(broker.port, pki, dev))
+    assert err.startswith("error TLS_SERVER_CERT_NOT_YET_VALID"), err
+    assert "FUTURE" in err
+
+
 def test_hostname_mismatch(broker, pki, dev):
     err = failure(pub(broker.port, pki, dev, "--connect-to", "127.0.0.1", host="wrong.example"))
     assert err.startswith("error TLS_HOSTNAME_MISMATCH")
