@@ -329,7 +329,7 @@ void tc_hub_deliver_c2d(struct tc_session *s)
             struct tc_c2d_flight *f = &s->c2d_inflight[s->c2d_inflight_n++];
             f->row = id;
             f->packet_id = -1;
-            snprintf(f->message_id, sizeof f->message_id, "%s", enc_mid); /* as in the topic */
+            snprintf(f->message_id, sizeof f->message_id, "%s", mid != NULL ? mid : "");
             s->c2d_sent_ms = tc_now_ms();
         }
         free(topic);
@@ -355,8 +355,9 @@ static void c2d_settle(struct tc_session *s, int requeue)
     s->c2d_inflight_n = 0;
 }
 
-/* The message id in a cloud-to-device topic: `...devicebound/%24.mid=ID&...`. */
-static int topic_message_id(const char *topic, size_t len, char *out, size_t size)
+/* The message id in a cloud-to-device topic: `...devicebound/%24.mid=ID&...`, decoded
+ * (malloc'ed), or NULL. */
+static char *topic_message_id(const char *topic, size_t len)
 {
     static const char key[] = "/messages/devicebound/%24.mid=";
     size_t klen = sizeof key - 1;
@@ -367,15 +368,10 @@ static int topic_message_id(const char *topic, size_t len, char *out, size_t siz
             while (end < len && topic[end] != '&') {
                 end++;
             }
-            if (end - start + 1 > size) {
-                return -1;
-            }
-            memcpy(out, topic + start, end - start);
-            out[end - start] = '\0';
-            return 0;
+            return tc_url_decode(topic + start, end - start);
         }
     }
-    return -1;
+    return NULL;
 }
 
 void tc_hub_on_tap(const char *client_id, int event, const char *data, size_t len,
@@ -390,26 +386,22 @@ void tc_hub_on_tap(const char *client_id, int event, const char *data, size_t le
         return;
     }
     if (event == TC_TAP_PUBLISH_QOS1) {
-        char mid[TC_ID_MAX + 1];
-        if (topic_message_id(data, len, mid, sizeof mid) != 0) {
+        char *mid = topic_message_id(data, len);
+        if (mid == NULL) {
             return;
         }
-        for (int i = 0; i < s->c2d_inflight_n; i++) {
-            if (strcmp(s->c2d_inflight[i].message_id, mid) == 0) {
-                s->c2d_inflight[i].packet_id = (int)packet_id;
-                return;
-            }
+        int i = 0;
+        while (i < s->c2d_inflight_n && strcmp(s->c2d_inflight[i].message_id, mid) != 0) {
+            i++;
         }
-        /* the broker resending a message of this device's previous session (CleanSession
-         * 0): track it too, so that its PUBACK completes it */
-        if (s->c2d_inflight_n < TC_C2D_INFLIGHT) {
-            char *raw = tc_url_decode(mid, strlen(mid));
-            int64_t row = raw == NULL ? -1
-                                      : tc_reg_int(tc_g.db, -1,
-                                                   "SELECT id FROM c2d WHERE device_id=? AND"
-                                                   " message_id=?",
-                                                   "ss", s->id, raw);
-            free(raw);
+        if (i < s->c2d_inflight_n) {
+            s->c2d_inflight[i].packet_id = (int)packet_id;
+        } else if (s->c2d_inflight_n < TC_C2D_INFLIGHT) {
+            /* the broker resending a message of this device's previous session
+             * (CleanSession 0): track it too, so that its PUBACK completes it */
+            int64_t row =
+                tc_reg_int(tc_g.db, -1, "SELECT id FROM c2d WHERE device_id=? AND message_id=?",
+                           "ss", s->id, mid);
             if (row >= 0) {
                 struct tc_c2d_flight *f = &s->c2d_inflight[s->c2d_inflight_n++];
                 f->row = row;
@@ -418,6 +410,7 @@ void tc_hub_on_tap(const char *client_id, int event, const char *data, size_t le
                 tc_reg_exec(tc_g.db, "UPDATE c2d SET state='sent' WHERE id=?", "i", row);
             }
         }
+        free(mid);
     } else if (event == TC_TAP_PUBACK) {
         for (int i = 0; i < s->c2d_inflight_n; i++) {
             if (s->c2d_inflight[i].packet_id == (int)packet_id) {

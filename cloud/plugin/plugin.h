@@ -51,7 +51,7 @@ struct tc_session {
     struct tc_c2d_flight {
         int64_t row;   /* c2d.id */
         int packet_id; /* MQTT packet id it went out with; -1 until the shim saw it */
-        char message_id[TC_ID_MAX + 1];
+        char message_id[TC_ID_MAX + 1]; /* as sent (decoded): at most 128, topic 3 times */
     } c2d_inflight[TC_C2D_INFLIGHT];
     int c2d_inflight_n;
     int64_t c2d_sent_ms;

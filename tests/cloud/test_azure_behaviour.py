@@ -270,6 +270,60 @@ def test_c2d_completed_on_puback_and_only_then(cloud):
     assert pending_c2d(cloud, "ack-1") == 0
 
 
+def test_c2d_completed_only_by_the_connection_it_went_to(cloud):
+    """IoT Hub completes a message on the PUBACK of the connection it was delivered on. A
+    PUBACK on any other connection completes nothing, even one whose MQTT client id is the
+    device's id: an unattested DPS client (which DPS accepts until its register request),
+    or the device's own DPS registration, whose packet ids start at 1 as the hub's do."""
+    from conftest import Device
+    hub, key = provision(cloud, "ack-other-1")
+    cloud.cli("c2d", "send", "ack-other-1", "not acknowledged")
+    d = hub_connect(cloud, "ack-other-1", hub, key)
+    d.c._send_puback = lambda mid: 0  # the device does not acknowledge (yet)
+    assert d.subscribe("devices/ack-other-1/messages/devicebound/#") == (1,)
+    m = d.get(timeout=5)
+    assert m is not None and m.payload == b"not acknowledged"
+    thief = Device(cloud, "ack-other-1", f"{cloud.scope}/registrations/ack-other-1/"
+                   "api-version=2021-06-01", host="localhost")
+    assert thief.connect() == 0
+    thief.c._send_puback(m.mid)  # the packet id the hub connection got the message with
+    # the SUBACK comes after the broker has read the PUBACK (one connection, in order)
+    assert thief.subscribe("$dps/registrations/res/#") == (1,)
+    thief.close()
+    assert pending_c2d(cloud, "ack-other-1") == 1, "another connection's PUBACK completed it"
+    d.close()
+    d = hub_connect(cloud, "ack-other-1", hub, key)
+    assert d.subscribe("devices/ack-other-1/messages/devicebound/#") == (1,)
+    m = d.get(timeout=5)
+    assert m is not None and m.payload == b"not acknowledged", "the message was lost"
+    d.close()
+
+
+def test_c2d_completed_whatever_its_message_id(cloud):
+    """Every message id IoT Hub allows is completed on PUBACK, also one whose encoded form
+    in the topic (`%24.mid=%23%23...`) is three times as long as the id itself, for a
+    device whose id has the longest length allowed (128)."""
+    import queue
+    dev = "ack-mid-" + "x" * 120
+    hub, key = provision(cloud, dev)
+    for mid in ("#" * 128, "+$%'" * 32):
+        cloud.cli("c2d", "send", dev, "odd id", "--message-id", mid)
+        d = hub_connect(cloud, dev, hub, key)
+        acked = queue.Queue()
+        send_puback = d.c._send_puback
+        d.c._send_puback = lambda pid, f=send_puback, q=acked: (f(pid), q.put(pid))[0]
+        assert d.subscribe(f"devices/{dev}/messages/devicebound/#") == (1,)
+        m = d.get(timeout=5)
+        assert m is not None and m.payload == b"odd id"
+        assert acked.get(timeout=5) == m.mid
+        d.close()
+        d = hub_connect(cloud, dev, hub, key)
+        assert d.subscribe(f"devices/{dev}/messages/devicebound/#") == (1,)
+        assert d.get(timeout=1) is None, f"an acknowledged message came back (id {mid!r})"
+        d.close()
+        assert pending_c2d(cloud, dev) == 0
+
+
 def test_c2d_not_lost_on_a_slow_link_that_resets(cloud):
     """Issue 14.6: through `tether cloud proxy --delay 350 --reset-after 4000`, 40 messages
     sent while the device keeps reconnecting: all 40 arrive (a duplicate is acceptable, a
