@@ -374,15 +374,25 @@ static char *topic_message_id(const char *topic, size_t len)
     return NULL;
 }
 
-void tc_hub_on_tap(const char *client_id, int event, const char *data, size_t len,
-                   unsigned packet_id)
+void tc_hub_on_tap(uint64_t conn, int event, const char *data, size_t len, unsigned packet_id)
 {
     if (event == TC_TAP_CONNECT) {
-        snprintf(tc_g.tap_connect_id, sizeof tc_g.tap_connect_id, "%s", client_id);
+        /* the next BASIC_AUTH is this connection's (auth.c); an id too long for the
+         * buffer matches no client id there (nor does one holding a NUL: the broker
+         * refuses it before BASIC_AUTH) */
+        snprintf(tc_g.tap_connect_id, sizeof tc_g.tap_connect_id, "%.*s",
+                 len < sizeof tc_g.tap_connect_id ? (int)len : 0, data);
+        tc_g.tap_connect_conn = conn;
         return;
     }
-    struct tc_session *s = tc_session_find_device(client_id);
-    if (s == NULL || !s->tapped) {
+    /* the session this connection authenticated as, never one found by client id: any
+     * connection may claim a device's id (an unattested DPS client, the device's own DPS
+     * registration, an older connection being taken over) and its PUBACKs complete nothing */
+    struct tc_session *s = tc_g.sessions;
+    while (s != NULL && s->tap_conn != conn) {
+        s = s->next;
+    }
+    if (s == NULL || s->kind != TC_USER_HUB) {
         return;
     }
     if (event == TC_TAP_PUBLISH_QOS1) {
@@ -427,7 +437,8 @@ void tc_hub_on_subscribed(struct tc_session *s)
 {
     /* called on every tick for live hub sessions; completion by timing only for a
      * connection whose PUBACKs nobody sees */
-    if (!s->tapped && s->c2d_inflight_n > 0 && tc_now_ms() - s->c2d_sent_ms >= TC_C2D_SETTLE_MS) {
+    if (s->tap_conn == 0 && s->c2d_inflight_n > 0 &&
+        tc_now_ms() - s->c2d_sent_ms >= TC_C2D_SETTLE_MS) {
         c2d_settle(s, 0);
         s->c2d_check = true;
     }
@@ -440,7 +451,7 @@ void tc_hub_on_subscribed(struct tc_session *s)
 void tc_hub_on_disconnect(struct tc_session *s, int reason)
 {
     (void)reason;
-    c2d_settle(s, s->tapped || tc_now_ms() - s->c2d_sent_ms < TC_C2D_SETTLE_MS);
+    c2d_settle(s, s->tap_conn != 0 || tc_now_ms() - s->c2d_sent_ms < TC_C2D_SETTLE_MS);
     if (tc_session_find_device(s->id) == s || !s->took_over) {
         int others = 0;
         for (struct tc_session *o = tc_g.sessions; o != NULL; o = o->next) {
