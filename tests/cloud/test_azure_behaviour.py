@@ -437,6 +437,26 @@ def test_payload_only_from_custom_allocation(cloud, tmp_path):
     assert p.returncode != 0 and "--custom-command" in p.stderr
 
 
+def test_custom_allocation_is_bounded(cloud):
+    """The allocation command runs inside the broker, so its bounds are the broker's: a
+    command that does not finish within 5 s (still writing, or done writing but still
+    running) is killed and one that writes more than 64 KB is cut off; the registration
+    fails and says why, and the broker answers the next request."""
+    e = cloud.cli_json("enrollment", "create", "--registration-id", "custom-slow", "--allocation",
+                       "custom", "--custom-command", "exit 3")
+    key = e["attestation"]["symmetricKey"]["primaryKey"]
+    hub = cloud.cli_json("status")["hubs"][0]
+    answer = json.dumps({"iotHubHostName": hub})
+    for cmd, why in ((f"cat >/dev/null; echo '{answer}'; exec sleep 30", "took longer"),
+                     (f"cat >/dev/null; echo '{answer}'; exec >&-; exec sleep 30", "took longer"),
+                     ("head -c 70000 /dev/zero", "more than 64 KB")):
+        cloud.cli("enrollment", "update", "custom-slow", "--custom-command", cmd)
+        status, res = dps_flow(cloud, "custom-slow", b"",
+                               password=dps_token(cloud, "custom-slow", key))
+        assert status == 200 and res["status"] == "failed", (cmd, res)
+        assert why in res["registrationState"]["errorMessage"], (cmd, res)
+
+
 # 11.10 ------------------------------------------------------------------------------------
 def test_small_ones_topics_methods_and_the_readiness_probe(cloud):
     """Cloud-to-device properties and message ids reach the topic encoded (MQTT forbids `+`
