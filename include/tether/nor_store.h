@@ -61,8 +61,10 @@ typedef struct tether_nor_store {
 } tether_nor_store;
 
 /**
- * A store over two sectors of @p nor starting at @p base (sector-aligned). Reads fail with
- * ::TETHER_BUFFER_TOO_SMALL for a record longer than a sector can hold.
+ * A store over two sectors of @p nor starting at @p base (sector-aligned). Writes fail with
+ * ::TETHER_BUFFER_TOO_SMALL for a record longer than a sector can hold (sector size minus
+ * ::TETHER_NOR_SLOT_OVERHEAD); reads with ::TETHER_FILE_TOO_LARGE when the caller's buffer is
+ * shorter than the record.
  */
 tether_store tether_nor_store_init(tether_nor_store *ns, const tether_nor *nor, uint32_t base);
 
