@@ -18,25 +18,7 @@ def dps_token(cloud, reg, key):
 
 def dps_flow(cloud, reg, body, **kw):
     """Register with a raw request body; returns (final status, final body)."""
-    d = cloud.dps(reg, **kw)
-    assert d.connect() == 0
-    assert d.subscribe("$dps/registrations/res/#") == (1,)
-    d.publish("$dps/registrations/PUT/iotdps-register/?$rid=1", body)
-    m = d.get(timeout=10)
-    assert m is not None, "no answer to the register request"
-    status, q = parse_res(m.topic)
-    res = json.loads(m.payload)
-    rid = 2
-    while status == 202 and rid < 30:
-        time.sleep(float(q.get("retry-after", "0")))
-        d.publish("$dps/registrations/GET/iotdps-get-operationstatus/"
-                  f"?$rid={rid}&operationId={res['operationId']}", b"")
-        m = d.get(timeout=10)
-        assert m is not None, "no answer to the poll"
-        status, q = parse_res(m.topic)
-        res = json.loads(m.payload)
-        rid += 1
-    d.close()
+    status, res, _ = cloud.register(reg, body=body, **kw)
     return status, res
 
 
@@ -464,9 +446,7 @@ def test_small_ones_topics_methods_and_the_readiness_probe(cloud):
     apart from the hub's 404 for an offline device, and `cloud up` leaves no failed TLS
     handshake of its own in the broker's log."""
     import os
-    import subprocess
     import urllib.parse
-    from conftest import TOOL
     hub, key = provision(cloud, "small-1")
     d = hub_connect(cloud, "small-1", hub, key)
     assert d.subscribe("devices/small-1/messages/devicebound/#") == (1,)
