@@ -6,14 +6,15 @@
  * tell the plugin, per connection, which QoS 1 PUBLISH went out with which packet id and
  * which PUBACK came back. This reader only looks: it never changes, holds back or delays a
  * byte. It frames packets (fixed header, Remaining Length, body) and reports the three
- * packets the plugin needs; everything else is skipped. MQTT over WebSockets is read too
- * (struct tc_tap_ws). A stream that breaks the framing is given up for good (-1) and the
- * plugin falls back to its timing rule for that connection.
+ * packets the plugin needs; everything else is skipped. On the WebSocket listener it reads
+ * the stream the shim has already taken out of the frames (common/ws.c), never frames. A
+ * stream that breaks the framing is given up for good (-1) and the plugin falls back to
+ * its timing rule for that connection.
  *
- * Untrusted input: the client's bytes. State per direction is fixed (struct below, 632
+ * Untrusted input: the client's bytes. State per direction is fixed (struct below, 592
  * bytes on x86-64 by sizeof); no allocation. Unit tests: tests/cloud/test_parsers.c; fuzz
- * target: cloud/fuzz/fuzz_cloud_parsers.c. Packet layouts: MQTT 3.1.1 sections 2.2, 3.1, 3.3, 3.4;
- * MQTT 5.0 sections 2.1, 3.1, 3.3, 3.4. */
+ * target: cloud/fuzz/fuzz_cloud_parsers.c. Packet layouts: MQTT 3.1.1 sections 2.2, 3.1,
+ * 3.3, 3.4; MQTT 5.0 sections 2.1, 3.1, 3.3, 3.4. */
 #ifndef TC_MQTT_TAP_H
 #define TC_MQTT_TAP_H
 
@@ -36,24 +37,7 @@ enum tc_tap_first {
     TC_TAP_FIRST_CONNACK = 0x20, /* broker to client: the stream starts with CONNACK */
 };
 
-/* MQTT over WebSockets (`wss://…/$iothub/websocket`, RFC 6455): the HTTP upgrade is
- * skipped, then frames are taken apart and the MQTT reader is fed their payload (unmasked
- * when the client masked it). Control frames (ping, pong, close) are skipped. */
-struct tc_tap_ws {
-    uint8_t on;    /* 1 once the stream began with an HTTP request or response */
-    uint8_t state; /* 0 HTTP head, 1 frame header, 2 payload, 3 after close */
-    uint8_t crlf;  /* how much of "\r\n\r\n" was just seen */
-    uint8_t hlen;  /* frame header bytes collected */
-    uint8_t head[14];
-    uint8_t mask[4];
-    uint8_t masked;
-    uint8_t data;  /* the frame carries data (binary, text, continuation) */
-    uint64_t left; /* payload bytes left in the frame */
-    uint64_t at;   /* payload bytes seen in the frame (for the mask) */
-};
-
 struct tc_tap {
-    struct tc_tap_ws ws;
     uint8_t state; /* 0 first byte of a packet, 1 Remaining Length, 2 body, 3 dead */
     uint8_t first; /* enum tc_tap_first, until the first packet has begun */
     uint8_t header;

@@ -4,6 +4,8 @@ that the local cloud does the same for an ordinary MQTT client (Eclipse Paho).""
 import json
 import time
 
+import pytest
+
 from conftest import sas_token, parse_res
 
 
@@ -30,8 +32,8 @@ def provision(cloud, reg):
     return res["registrationState"]["assignedHub"], key
 
 
-def hub_connect(cloud, dev, hub, key, clean=True):
-    d = cloud.hub_device(dev, hub=hub, password=sas_token(f"{hub}/devices/{dev}", key))
+def hub_connect(cloud, dev, hub, key, clean=True, ws=False):
+    d = cloud.hub_device(dev, hub=hub, password=sas_token(f"{hub}/devices/{dev}", key), ws=ws)
     if not clean:
         d.c._clean_session = False
     assert d.connect() == 0
@@ -212,17 +214,18 @@ def pending_c2d(cloud, dev):
     return cloud.cli_json("device", "show", dev).get("pendingC2d") or 0
 
 
-def test_c2d_completed_on_puback_and_only_then(cloud):
+@pytest.mark.parametrize("ws", [False, True], ids=["mqtt", "websockets"])
+def test_c2d_completed_on_puback_and_only_then(cloud, ws):
     """IoT Hub completes a cloud-to-device message when the device PUBACKs it (MQTT cannot
     reject or abandon): a message the device acknowledged never comes back, however soon
     the connection ends, and one it did not acknowledge comes back, however long the
-    connection lived."""
+    connection lived. Over MQTT and over WebSockets alike."""
     hub, key = provision(cloud, "ack-1")
     # acknowledged, then the client leaves at once: 5 short-lived runs, each gets a new one
     import queue
     for i in range(5):
         cloud.cli("c2d", "send", "ack-1", f"run-{i}")
-        d = hub_connect(cloud, "ack-1", hub, key)
+        d = hub_connect(cloud, "ack-1", hub, key, ws=ws)
         acked = queue.Queue()
         send_puback = d.c._send_puback
         d.c._send_puback = lambda mid, f=send_puback, q=acked: (f(mid), q.put(mid))[0]
@@ -235,7 +238,7 @@ def test_c2d_completed_on_puback_and_only_then(cloud):
     assert d.get(timeout=0.5) is None
     # not acknowledged: the connection lives 2 s, then drops; the message comes back
     cloud.cli("c2d", "send", "ack-1", "unacked")
-    d = hub_connect(cloud, "ack-1", hub, key)
+    d = hub_connect(cloud, "ack-1", hub, key, ws=ws)
     d.c._send_puback = lambda mid: 0  # this client never acknowledges
     assert d.subscribe("devices/ack-1/messages/devicebound/#") == (1,)
     m = d.get(timeout=5)
@@ -243,7 +246,7 @@ def test_c2d_completed_on_puback_and_only_then(cloud):
     time.sleep(2)
     assert pending_c2d(cloud, "ack-1") == 1, "completed without a PUBACK"
     d.close()
-    d = hub_connect(cloud, "ack-1", hub, key)
+    d = hub_connect(cloud, "ack-1", hub, key, ws=ws)
     assert d.subscribe("devices/ack-1/messages/devicebound/#") == (1,)
     m = d.get(timeout=5)
     assert m is not None and m.payload == b"unacked", "an unacknowledged message was lost"
