@@ -9,6 +9,7 @@ void tc_tap_init(struct tc_tap *t, enum tc_tap_first first)
 {
     memset(t, 0, sizeof *t);
     t->first = (uint8_t)first;
+    t->from_client = first == TC_TAP_FIRST_CONNECT;
 }
 
 static uint16_t be16(const unsigned char *p)
@@ -60,11 +61,11 @@ static void packet_done(struct tc_tap *t, tc_tap_fn fn, void *ctx)
 {
     size_t kept = t->remaining < TC_TAP_KEEP ? t->remaining : TC_TAP_KEEP;
     unsigned type = t->header >> 4;
-    if (type == 1) {
+    if (type == 1 && t->from_client) {
         connect_done(t, kept, fn, ctx);
-    } else if (type == 4 && t->remaining >= 2) {
+    } else if (type == 4 && t->from_client && t->remaining >= 2) {
         fn(ctx, TC_TAP_PUBACK, NULL, 0, be16(t->keep));
-    } else if (type == 3 && ((t->header >> 1) & 3) == 1 && t->remaining >= 2) {
+    } else if (type == 3 && !t->from_client && ((t->header >> 1) & 3) == 1 && t->remaining >= 2) {
         size_t topic_len = be16(t->keep);
         if (2 + topic_len + 2 <= t->remaining) {
             size_t shown = topic_len < kept - 2 ? topic_len : kept - 2;

@@ -26,10 +26,13 @@
  * "%24.mid=" + 3 * 128 (every character encoded) + "&" = 553. */
 #define TC_TAP_KEEP 576
 
+/* Each event is reported from one direction only: packet ids are numbered apart in each
+ * direction, so the broker's PUBACK of a client's PUBLISH says nothing of the broker's
+ * PUBLISH with the same id. */
 enum tc_tap_event {
-    TC_TAP_CONNECT = 1,  /* data = client id (may be empty when beyond TC_TAP_KEEP) */
-    TC_TAP_PUBLISH_QOS1, /* data = topic, or its first bytes; packet_id set */
-    TC_TAP_PUBACK,       /* packet_id set */
+    TC_TAP_CONNECT = 1,  /* client: data = client id (may be empty when beyond TC_TAP_KEEP) */
+    TC_TAP_PUBLISH_QOS1, /* broker: data = topic, or its first bytes; packet_id set */
+    TC_TAP_PUBACK,       /* client: packet_id set */
 };
 
 enum tc_tap_first {
@@ -38,8 +41,9 @@ enum tc_tap_first {
 };
 
 struct tc_tap {
-    uint8_t state; /* 0 first byte of a packet, 1 Remaining Length, 2 body, 3 dead */
-    uint8_t first; /* enum tc_tap_first, until the first packet has begun */
+    uint8_t state;       /* 0 first byte of a packet, 1 Remaining Length, 2 body, 3 dead */
+    uint8_t first;       /* enum tc_tap_first, until the first packet has begun */
+    uint8_t from_client; /* the direction: client to broker (1) or broker to client (0) */
     uint8_t header;
     uint8_t len_bytes;
     uint32_t remaining;

@@ -284,6 +284,25 @@ def test_c2d_completed_only_by_the_connection_it_went_to(cloud):
     d.close()
 
 
+def test_c2d_not_completed_by_the_hubs_own_puback(cloud):
+    """Only the device's PUBACK completes a message. The hub's PUBACK of the device's own
+    QoS 1 telemetry carries a packet id from the device's numbering, which may equal the
+    one the message went out with: it completes nothing."""
+    hub, key = provision(cloud, "ack-own-1")
+    cloud.cli("c2d", "send", "ack-own-1", "not acknowledged")
+    d = hub_connect(cloud, "ack-own-1", hub, key)
+    d.c._send_puback = lambda mid: 0  # the device does not acknowledge (yet)
+    assert d.subscribe("devices/ack-own-1/messages/devicebound/#") == (1,)
+    m = d.get(timeout=5)
+    assert m is not None and m.payload == b"not acknowledged"
+    d.c._last_mid = m.mid - 1  # the device's next packet id is the message's
+    info = d.publish("devices/ack-own-1/messages/events/", b"telemetry")
+    info.wait_for_publish(timeout=5)
+    assert info.is_published() and info.mid == m.mid  # the hub's PUBACK has come back
+    assert pending_c2d(cloud, "ack-own-1") == 1, "the hub's PUBACK completed the message"
+    d.close()
+
+
 def test_c2d_completed_whatever_its_message_id(cloud):
     """Every message id IoT Hub allows is completed on PUBACK, also one whose encoded form
     in the topic (`%24.mid=%23%23...`) is three times as long as the id itself, for a

@@ -399,6 +399,19 @@ static void test_mqtt_tap(void)
     memset(&l, 0, sizeof l);
     tc_tap_init(&t, TC_TAP_FIRST_CONNECT);
     CHECK(tap_bytes(&t, badid, sizeof badid, 1, &l) == 0 && l.n == 1 && l.data[0][0] == '\0');
+    /* each event from its own direction only: a client's QoS 1 PUBLISH and the broker's
+     * PUBACK (packet ids are numbered apart in each direction) report nothing */
+    static const unsigned char cpub[] = {0x10, 17, 0, 4,   'M', 'Q', 'T',  'T', 4,   2,
+                                         0,    60, 0, 5,   'd', 'e', 'v',  '-', '1', 0x32,
+                                         5,    0,  1, 'x', 0,   7,   0x40, 2,   0,   9};
+    memset(&l, 0, sizeof l);
+    tc_tap_init(&t, TC_TAP_FIRST_CONNECT);
+    CHECK(tap_bytes(&t, cpub, sizeof cpub, 1, &l) == 0 && l.n == 2);
+    CHECK(l.events[0] == TC_TAP_CONNECT && l.events[1] == TC_TAP_PUBACK && l.ids[1] == 9);
+    static const unsigned char bpuback[] = {0x20, 2, 0, 0, 0x40, 2, 0, 7, 0x10, 0};
+    memset(&l, 0, sizeof l);
+    tc_tap_init(&t, TC_TAP_FIRST_CONNACK);
+    CHECK(tap_bytes(&t, bpuback, sizeof bpuback, 1, &l) == 0 && l.n == 0);
     /* a PUBLISH whose topic length runs past its body reports nothing */
     static const unsigned char badp[] = {0x20, 2, 0, 0, 0x32, 4, 0, 9, 'a', 'b'};
     memset(&l, 0, sizeof l);
