@@ -214,6 +214,18 @@ def pending_c2d(cloud, dev):
     return cloud.cli_json("device", "show", dev).get("pendingC2d") or 0
 
 
+def receive_unacknowledged(cloud, dev, hub, key, text, ws=False):
+    """Send text to dev; a new connection of dev receives it and does not PUBACK it.
+    Returns (the connection, the message)."""
+    cloud.cli("c2d", "send", dev, text)
+    d = hub_connect(cloud, dev, hub, key, ws=ws)
+    d.c._send_puback = lambda mid: 0  # this client does not acknowledge
+    assert d.subscribe(f"devices/{dev}/messages/devicebound/#") == (1,)
+    m = d.get(timeout=5)
+    assert m is not None and m.payload == text.encode()
+    return d, m
+
+
 @pytest.mark.parametrize("ws", [False, True], ids=["mqtt", "websockets"])
 def test_c2d_completed_on_puback_and_only_then(cloud, ws):
     """IoT Hub completes a cloud-to-device message when the device PUBACKs it (MQTT cannot
@@ -237,12 +249,7 @@ def test_c2d_completed_on_puback_and_only_then(cloud, ws):
         d.close()  # PUBACK, then DISCONNECT, well within 300 ms of the send
     assert d.get(timeout=0.5) is None
     # not acknowledged: the connection lives 2 s, then drops; the message comes back
-    cloud.cli("c2d", "send", "ack-1", "unacked")
-    d = hub_connect(cloud, "ack-1", hub, key, ws=ws)
-    d.c._send_puback = lambda mid: 0  # this client never acknowledges
-    assert d.subscribe("devices/ack-1/messages/devicebound/#") == (1,)
-    m = d.get(timeout=5)
-    assert m is not None and m.payload == b"unacked"
+    d, m = receive_unacknowledged(cloud, "ack-1", hub, key, "unacked", ws=ws)
     time.sleep(2)
     assert pending_c2d(cloud, "ack-1") == 1, "completed without a PUBACK"
     d.close()
@@ -262,12 +269,7 @@ def test_c2d_completed_only_by_the_connection_it_went_to(cloud):
     or the device's own DPS registration, whose packet ids start at 1 as the hub's do."""
     from conftest import Device
     hub, key = provision(cloud, "ack-other-1")
-    cloud.cli("c2d", "send", "ack-other-1", "not acknowledged")
-    d = hub_connect(cloud, "ack-other-1", hub, key)
-    d.c._send_puback = lambda mid: 0  # the device does not acknowledge (yet)
-    assert d.subscribe("devices/ack-other-1/messages/devicebound/#") == (1,)
-    m = d.get(timeout=5)
-    assert m is not None and m.payload == b"not acknowledged"
+    d, m = receive_unacknowledged(cloud, "ack-other-1", hub, key, "not acknowledged")
     thief = Device(cloud, "ack-other-1", f"{cloud.scope}/registrations/ack-other-1/"
                    "api-version=2021-06-01", host="localhost")
     assert thief.connect() == 0
@@ -289,12 +291,7 @@ def test_c2d_not_completed_by_the_hubs_own_puback(cloud):
     QoS 1 telemetry carries a packet id from the device's numbering, which may equal the
     one the message went out with: it completes nothing."""
     hub, key = provision(cloud, "ack-own-1")
-    cloud.cli("c2d", "send", "ack-own-1", "not acknowledged")
-    d = hub_connect(cloud, "ack-own-1", hub, key)
-    d.c._send_puback = lambda mid: 0  # the device does not acknowledge (yet)
-    assert d.subscribe("devices/ack-own-1/messages/devicebound/#") == (1,)
-    m = d.get(timeout=5)
-    assert m is not None and m.payload == b"not acknowledged"
+    d, m = receive_unacknowledged(cloud, "ack-own-1", hub, key, "not acknowledged")
     d.c._last_mid = m.mid - 1  # the device's next packet id is the message's
     info = d.publish("devices/ack-own-1/messages/events/", b"telemetry")
     info.wait_for_publish(timeout=5)
