@@ -51,7 +51,9 @@ typedef struct tether_nor {
     /** Erases the sector starting at @p addr to 0xFF. */
     tether_status (*erase_sector)(void *context, uint32_t addr);
     void *context;
-    uint32_t sector_size; /**< Bytes per sector, a multiple of 4; one slot is one sector. */
+    uint32_t sector_size; /**< Bytes per sector, a multiple of 4 and at least
+                               ::TETHER_NOR_SLOT_OVERHEAD (else every operation fails with
+                               ::TETHER_INVALID_ARGUMENT); one slot is one sector. */
 } tether_nor;
 
 /** The store's state. Treat the fields as private. */
