@@ -208,8 +208,13 @@ static void format_utc(int64_t unix_s, char *buf, size_t len)
     struct tm tm;
     char digits[TETHER_I64_DIGITS];
     if (mbedtls_platform_gmtime_r(&t, &tm) == NULL ||
-        strftime(buf, len, "%Y-%m-%d %H:%M:%S UTC", &tm) == 0)
-        snprintf(buf, len, "%s (Unix seconds)", tether_format_i64(unix_s, digits));
+        strftime(buf, len, "%Y-%m-%d %H:%M:%S UTC", &tm) == 0) {
+        /* Out of gmtime's range: the number of seconds as it is. */
+        tether_format_i64(unix_s, digits);
+        size_t n = strlen(digits) < len - 1 ? strlen(digits) : len - 1;
+        memcpy(buf, digits, n);
+        buf[n] = 0;
+    }
 }
 
 void tether_tls_describe(const tether_tls_diag *d, char *buf, size_t len)
