@@ -92,8 +92,9 @@ int tc_on_basic_auth(int event, void *event_data, void *userdata)
     s->connected_ms = tc_now_ms();
     snprintf(s->client_id, sizeof s->client_id, "%s", client_id);
     /* the shim read this CONNECT a moment ago (same packet, same loop iteration) */
-    s->tapped = strcmp(tc_g.tap_connect_id, client_id) == 0;
+    s->tap_conn = strcmp(tc_g.tap_connect_id, client_id) == 0 ? tc_g.tap_connect_conn : 0;
     tc_g.tap_connect_id[0] = '\0';
+    tc_g.tap_connect_conn = 0;
     snprintf(s->id, sizeof s->id, "%s", u.id);
     snprintf(s->host, sizeof s->host, "%s", u.scope_or_host);
     if (u.kind == TC_USER_DPS) {

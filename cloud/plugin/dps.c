@@ -388,10 +388,19 @@ static char *run_command(const char *cmd, const char *input, char *why, size_t w
     }
     close(out[0]);
     int status = 0;
+    /* its end is bounded too: a command that closed its output may still be running */
+    while (done && waitpid(pid, &status, WNOHANG) == 0) {
+        if (tc_now_ms() >= deadline) {
+            snprintf(why, why_size, "the command took longer than %d ms", TC_CUSTOM_TIMEOUT_MS);
+            done = 0;
+        } else {
+            (void)poll(NULL, 0, 5);
+        }
+    }
     if (!done) {
         kill(pid, SIGKILL);
+        waitpid(pid, &status, 0);
     }
-    waitpid(pid, &status, 0);
     if (!done || buf == NULL) {
         free(buf);
         return NULL;

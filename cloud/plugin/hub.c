@@ -348,7 +348,7 @@ void tc_hub_deliver_c2d(struct tc_session *s)
             struct tc_c2d_flight *f = &s->c2d_inflight[s->c2d_inflight_n++];
             f->row = id;
             f->packet_id = -1;
-            snprintf(f->message_id, sizeof f->message_id, "%s", enc_mid); /* as in the topic */
+            snprintf(f->message_id, sizeof f->message_id, "%s", mid != NULL ? mid : "");
             s->c2d_sent_ms = tc_now_ms();
         }
         free(topic);
@@ -374,8 +374,9 @@ static void c2d_settle(struct tc_session *s, int requeue)
     s->c2d_inflight_n = 0;
 }
 
-/* The message id in a cloud-to-device topic: `...devicebound/%24.mid=ID&...`. */
-static int topic_message_id(const char *topic, size_t len, char *out, size_t size)
+/* The message id in a cloud-to-device topic: `...devicebound/%24.mid=ID&...`, decoded
+ * (malloc'ed), or NULL. */
+static char *topic_message_id(const char *topic, size_t len)
 {
     static const char key[] = "/messages/devicebound/%24.mid=";
     size_t klen = sizeof key - 1;
@@ -386,49 +387,50 @@ static int topic_message_id(const char *topic, size_t len, char *out, size_t siz
             while (end < len && topic[end] != '&') {
                 end++;
             }
-            if (end - start + 1 > size) {
-                return -1;
-            }
-            memcpy(out, topic + start, end - start);
-            out[end - start] = '\0';
-            return 0;
+            return tc_url_decode(topic + start, end - start);
         }
     }
-    return -1;
+    return NULL;
 }
 
-void tc_hub_on_tap(const char *client_id, int event, const char *data, size_t len,
-                   unsigned packet_id)
+void tc_hub_on_tap(uint64_t conn, int event, const char *data, size_t len, unsigned packet_id)
 {
     if (event == TC_TAP_CONNECT) {
-        snprintf(tc_g.tap_connect_id, sizeof tc_g.tap_connect_id, "%s", client_id);
+        /* the next BASIC_AUTH is this connection's (auth.c); an id too long for the
+         * buffer matches no client id there (nor does one holding a NUL: the broker
+         * refuses it before BASIC_AUTH) */
+        snprintf(tc_g.tap_connect_id, sizeof tc_g.tap_connect_id, "%.*s",
+                 len < sizeof tc_g.tap_connect_id ? (int)len : 0, data);
+        tc_g.tap_connect_conn = conn;
         return;
     }
-    struct tc_session *s = tc_session_find_device(client_id);
-    if (s == NULL || !s->tapped) {
+    /* the session this connection authenticated as, never one found by client id: any
+     * connection may claim a device's id (an unattested DPS client, the device's own DPS
+     * registration, an older connection being taken over) and its PUBACKs complete nothing */
+    struct tc_session *s = tc_g.sessions;
+    while (s != NULL && s->tap_conn != conn) {
+        s = s->next;
+    }
+    if (s == NULL || s->kind != TC_USER_HUB) {
         return;
     }
     if (event == TC_TAP_PUBLISH_QOS1) {
-        char mid[TC_ID_MAX + 1];
-        if (topic_message_id(data, len, mid, sizeof mid) != 0) {
+        char *mid = topic_message_id(data, len);
+        if (mid == NULL) {
             return;
         }
-        for (int i = 0; i < s->c2d_inflight_n; i++) {
-            if (strcmp(s->c2d_inflight[i].message_id, mid) == 0) {
-                s->c2d_inflight[i].packet_id = (int)packet_id;
-                return;
-            }
+        int i = 0;
+        while (i < s->c2d_inflight_n && strcmp(s->c2d_inflight[i].message_id, mid) != 0) {
+            i++;
         }
-        /* the broker resending a message of this device's previous session (CleanSession
-         * 0): track it too, so that its PUBACK completes it */
-        if (s->c2d_inflight_n < TC_C2D_INFLIGHT) {
-            char *raw = tc_url_decode(mid, strlen(mid));
-            int64_t row = raw == NULL ? -1
-                                      : tc_reg_int(tc_g.db, -1,
-                                                   "SELECT id FROM c2d WHERE device_id=? AND"
-                                                   " message_id=?",
-                                                   "ss", s->id, raw);
-            free(raw);
+        if (i < s->c2d_inflight_n) {
+            s->c2d_inflight[i].packet_id = (int)packet_id;
+        } else if (s->c2d_inflight_n < TC_C2D_INFLIGHT) {
+            /* the broker resending a message of this device's previous session
+             * (CleanSession 0): track it too, so that its PUBACK completes it */
+            int64_t row =
+                tc_reg_int(tc_g.db, -1, "SELECT id FROM c2d WHERE device_id=? AND message_id=?",
+                           "ss", s->id, mid);
             if (row >= 0) {
                 struct tc_c2d_flight *f = &s->c2d_inflight[s->c2d_inflight_n++];
                 f->row = row;
@@ -437,6 +439,7 @@ void tc_hub_on_tap(const char *client_id, int event, const char *data, size_t le
                 tc_reg_exec(tc_g.db, "UPDATE c2d SET state='sent' WHERE id=?", "i", row);
             }
         }
+        free(mid);
     } else if (event == TC_TAP_PUBACK) {
         for (int i = 0; i < s->c2d_inflight_n; i++) {
             if (s->c2d_inflight[i].packet_id == (int)packet_id) {
@@ -453,7 +456,8 @@ void tc_hub_on_subscribed(struct tc_session *s)
 {
     /* called on every tick for live hub sessions; completion by timing only for a
      * connection whose PUBACKs nobody sees */
-    if (!s->tapped && s->c2d_inflight_n > 0 && tc_now_ms() - s->c2d_sent_ms >= TC_C2D_SETTLE_MS) {
+    if (s->tap_conn == 0 && s->c2d_inflight_n > 0 &&
+        tc_now_ms() - s->c2d_sent_ms >= TC_C2D_SETTLE_MS) {
         c2d_settle(s, 0);
         s->c2d_check = true;
     }
@@ -466,7 +470,7 @@ void tc_hub_on_subscribed(struct tc_session *s)
 void tc_hub_on_disconnect(struct tc_session *s, int reason)
 {
     (void)reason;
-    c2d_settle(s, s->tapped || tc_now_ms() - s->c2d_sent_ms < TC_C2D_SETTLE_MS);
+    c2d_settle(s, s->tap_conn != 0 || tc_now_ms() - s->c2d_sent_ms < TC_C2D_SETTLE_MS);
     if (tc_session_find_device(s->id) == s || !s->took_over) {
         int others = 0;
         for (struct tc_session *o = tc_g.sessions; o != NULL; o = o->next) {

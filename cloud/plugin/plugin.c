@@ -47,6 +47,19 @@ int mosquitto_plugin_version(int supported_version_count, const int *supported_v
     return -1;
 }
 
+/* Registers fn with the TLS shim's stream reader (NULL: stops it). -1 without the shim. */
+static int shim_tap(void (*fn)(uint64_t, int, const char *, size_t, unsigned))
+{
+    void (*set_tap)(void (*)(uint64_t, int, const char *, size_t, unsigned)) = NULL;
+    void *sym = dlsym(RTLD_DEFAULT, "tether_tls_shim_tap");
+    *(void **)&set_tap = sym;
+    if (set_tap == NULL) {
+        return -1;
+    }
+    set_tap(fn);
+    return 0;
+}
+
 int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **userdata,
                           struct mosquitto_opt *options, int option_count)
 {
@@ -75,12 +88,7 @@ int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **userdata,
     if (tc_g.shim_chain == NULL) {
         tc_log(MOSQ_LOG_WARNING, "TLS shim not loaded: clients are not asked for certificates");
     }
-    void (*set_tap)(void (*)(const char *, int, const char *, size_t, unsigned)) = NULL;
-    sym = dlsym(RTLD_DEFAULT, "tether_tls_shim_tap");
-    *(void **)&set_tap = sym;
-    if (set_tap != NULL) {
-        set_tap(tc_hub_on_tap);
-    } else {
+    if (shim_tap(tc_hub_on_tap) != 0) {
         tc_log(MOSQ_LOG_WARNING, "TLS shim not loaded: cloud-to-device messages are completed"
                                  " by timing, not on PUBACK");
     }
@@ -104,12 +112,7 @@ int mosquitto_plugin_cleanup(void *userdata, struct mosquitto_opt *options, int 
     mosquitto_callback_unregister(tc_g.id, MOSQ_EVT_MESSAGE, on_message, NULL);
     mosquitto_callback_unregister(tc_g.id, MOSQ_EVT_TICK, tc_on_tick, NULL);
     mosquitto_callback_unregister(tc_g.id, MOSQ_EVT_DISCONNECT, on_disconnect, NULL);
-    void (*set_tap)(void (*)(const char *, int, const char *, size_t, unsigned)) = NULL;
-    void *sym = dlsym(RTLD_DEFAULT, "tether_tls_shim_tap");
-    *(void **)&set_tap = sym;
-    if (set_tap != NULL) {
-        set_tap(NULL);
-    }
+    (void)shim_tap(NULL);
     if (tc_g.db != NULL) {
         tc_reg_exec(tc_g.db, "UPDATE devices SET connected=0", NULL);
         tc_reg_close(tc_g.db);

@@ -51,12 +51,14 @@ struct tc_session {
     struct tc_c2d_flight {
         int64_t row;   /* c2d.id */
         int packet_id; /* MQTT packet id it went out with; -1 until the shim saw it */
-        char message_id[TC_ID_MAX + 1];
+        char message_id[TC_ID_MAX + 1]; /* as sent (decoded): at most 128, topic 3 times */
     } c2d_inflight[TC_C2D_INFLIGHT];
     int c2d_inflight_n;
     int64_t c2d_sent_ms;
+    /* the TLS shim's serial number of this connection when it reads its MQTT stream (then
+     * PUBACKs are seen); 0 when not */
+    uint64_t tap_conn;
     bool c2d_check;  /* look for queued cloud-to-device messages on the next tick */
-    bool tapped;     /* the TLS shim reads this connection's MQTT stream: PUBACKs are seen */
     bool took_over;  /* a newer connection of the same device replaced this one */
     bool persistent; /* CleanSession 0: the broker keeps the subscriptions for the next one */
 };
@@ -96,6 +98,7 @@ struct tc_plugin {
     struct tc_kept_subs *kept;
     STACK_OF(X509) * (*shim_chain)(X509 *leaf);
     char tap_connect_id[TC_ID_MAX + 1]; /* client id of the CONNECT the shim just read */
+    uint64_t tap_connect_conn;          /* and the connection it came on */
     struct tc_faults faults;
 };
 
@@ -133,8 +136,7 @@ void tc_hub_on_subscribed(struct tc_session *s);
 void tc_hub_deliver_c2d(struct tc_session *s);
 void tc_hub_on_disconnect(struct tc_session *s, int reason);
 /* The TLS shim read a packet of a connection (see shim/mqtt_tap.h, tether_tls_shim_tap). */
-void tc_hub_on_tap(const char *client_id, int event, const char *data, size_t len,
-                   unsigned packet_id);
+void tc_hub_on_tap(uint64_t conn, int event, const char *data, size_t len, unsigned packet_id);
 int tc_hub_push_desired(const char *device_id, const char *patch_json, int64_t version);
 /* Check an X.509 or SAS identity for a hub connection. 0 = accept. */
 int tc_hub_authenticate(struct tc_session *s, const struct tc_username *u, const char *password,

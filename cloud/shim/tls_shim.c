@@ -43,8 +43,11 @@
  * the MQTT stream of each server-side TLS connection with mqtt_tap.c (on the WebSocket
  * listener, the stream inside the frames), and the plugin, which
  * registers a function with tether_tls_shim_tap(), is told of each CONNECT (client id),
- * outgoing QoS 1 PUBLISH (topic, packet id) and incoming PUBACK (packet id). The broker is
- * single-threaded; so is this. 1.4 KB per connection (x86-64), freed with its SSL.
+ * outgoing QoS 1 PUBLISH (topic, packet id) and incoming PUBACK (packet id), each with the
+ * connection's serial number: the plugin ties a connection to its session when it
+ * authenticates it (BASIC_AUTH follows that CONNECT in the same call), never by client id,
+ * which any connection may claim. The broker is single-threaded; so is this. 1.2 KB per
+ * connection (x86-64: sizeof struct conn_tap, 1,192 bytes), freed with its SSL.
  *
  * Fragment length: Azure DPS ignores the TLS max_fragment_length extension (RFC 6066) and sends
  * records of up to 16 KB; IoT Hub negotiated it only in a preview. OpenSSL honours it, and has no
@@ -93,9 +96,9 @@
 #define TC_SHIM_CONNECT_MAX       16384u
 #define TC_SHIM_CONNECT_TIMEOUT_S 10
 
-/* What the plugin is told: event is enum tc_tap_event; client_id is the id the client sent
- * in CONNECT; data/len the client id (CONNECT) or topic (PUBLISH). */
-typedef void (*tether_tap_fn)(const char *client_id, int event, const char *data, size_t len,
+/* What the plugin is told: conn is the connection's serial number (from 1, never reused);
+ * event is enum tc_tap_event; data/len the client id (CONNECT) or topic (PUBLISH). */
+typedef void (*tether_tap_fn)(uint64_t conn, int event, const char *data, size_t len,
                               unsigned packet_id);
 
 STACK_OF(X509) * tether_tls_shim_chain(X509 *leaf);
@@ -758,12 +761,12 @@ static int watch_read(SSL *ssl, const void *buf, int n)
 struct conn_tap {
     struct tc_tap in;
     struct tc_tap out;
-    char client_id[256];
-    int connected; /* CONNECT seen */
+    uint64_t serial;
 };
 
 static tether_tap_fn tap_fn;
 static int tap_index = -1;
+static uint64_t tap_serial;
 
 void tether_tls_shim_tap(tether_tap_fn fn)
 {
@@ -800,6 +803,7 @@ static struct conn_tap *tap_of(SSL *ssl)
         }
         tc_tap_init(&t->in, TC_TAP_FIRST_CONNECT);
         tc_tap_init(&t->out, TC_TAP_FIRST_CONNACK);
+        t->serial = ++tap_serial;
     }
     return t;
 }
@@ -807,19 +811,8 @@ static struct conn_tap *tap_of(SSL *ssl)
 static void on_packet(void *ctx, enum tc_tap_event event, const char *data, size_t len,
                       unsigned packet_id)
 {
-    struct conn_tap *t = ctx;
-    if (event == TC_TAP_CONNECT) {
-        size_t n = len < sizeof t->client_id - 1 ? len : 0; /* too long: not tapped */
-        memcpy(t->client_id, data, n);
-        t->client_id[n] = '\0';
-        t->connected = n > 0 && memchr(data, '\0', n) == NULL;
-        if (!t->connected) {
-            return;
-        }
-    } else if (!t->connected) {
-        return;
-    }
-    tap_fn(t->client_id, (int)event, data, len, packet_id);
+    const struct conn_tap *t = ctx;
+    tap_fn(t->serial, (int)event, data, len, packet_id);
 }
 
 /* OpenSSL: "The current thread's error queue must be empty before the TLS/SSL I/O operation

@@ -51,7 +51,9 @@ typedef struct tether_nor {
     /** Erases the sector starting at @p addr to 0xFF. */
     tether_status (*erase_sector)(void *context, uint32_t addr);
     void *context;
-    uint32_t sector_size; /**< Bytes per sector, a multiple of 4; one slot is one sector. */
+    uint32_t sector_size; /**< Bytes per sector, a multiple of 4 and at least
+                               ::TETHER_NOR_SLOT_OVERHEAD (else every operation fails with
+                               ::TETHER_INVALID_ARGUMENT); one slot is one sector. */
 } tether_nor;
 
 /** The store's state. Treat the fields as private. */
@@ -61,8 +63,10 @@ typedef struct tether_nor_store {
 } tether_nor_store;
 
 /**
- * A store over two sectors of @p nor starting at @p base (sector-aligned). Reads fail with
- * ::TETHER_BUFFER_TOO_SMALL for a record longer than a sector can hold.
+ * A store over two sectors of @p nor starting at @p base (sector-aligned). Writes fail with
+ * ::TETHER_BUFFER_TOO_SMALL for a record longer than a sector can hold (sector size minus
+ * ::TETHER_NOR_SLOT_OVERHEAD); reads with ::TETHER_FILE_TOO_LARGE when the caller's buffer is
+ * shorter than the record.
  */
 tether_store tether_nor_store_init(tether_nor_store *ns, const tether_nor *nor, uint32_t base);
 

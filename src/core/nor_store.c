@@ -69,6 +69,10 @@ static tether_status inspect(const tether_nor_store *ns, int slot, slot_info *ou
 /* The slot holding the current record (-1: none), after inspecting both. */
 static tether_status current(const tether_nor_store *ns, slot_info info[2], int *out)
 {
+    /* Every operation starts here: a sector that cannot hold a slot's header and commit
+     * word would make record_cap() wrap to about 4 GB. */
+    if (ns->nor.sector_size < TETHER_NOR_SLOT_OVERHEAD || ns->nor.sector_size % 4 != 0)
+        return TETHER_INVALID_ARGUMENT;
     for (int i = 0; i < 2; i++) {
         tether_status st = inspect(ns, i, &info[i]);
         if (st != TETHER_OK)

@@ -21,7 +21,6 @@ uint32_t tether_crc32(uint32_t crc, const void *data, size_t n)
     return ~crc;
 }
 
-/* Values may hold anything printable but the line structure. */
 char *tether_format_i64(int64_t v, char out[TETHER_I64_DIGITS])
 {
     char tmp[TETHER_I64_DIGITS];
@@ -40,6 +39,7 @@ char *tether_format_i64(int64_t v, char out[TETHER_I64_DIGITS])
     return out;
 }
 
+/* Values may hold anything printable but the line structure. */
 static int value_ok(const char *v)
 {
     for (; *v; v++)

@@ -207,16 +207,19 @@ class Cloud:
         self.devices.append(d)
         return d
 
-    def register(self, reg_id, payload=None, poll_limit=30, **kw):
-        """Full DPS flow; returns (final status code, final body, list of (status, query))."""
+    def register(self, reg_id, payload=None, poll_limit=30, body=None, **kw):
+        """Full DPS flow; returns (final status code, final body, list of (status, query)).
+        body: the register request's raw body instead of {"registrationId", "payload"}."""
         d = self.dps(reg_id, **kw)
         rc = d.connect()
         assert rc == 0, f"DPS CONNECT refused: {rc}"
         assert d.subscribe("$dps/registrations/res/#") == (1,)
-        body = {"registrationId": reg_id}
-        if payload is not None:
-            body["payload"] = payload
-        d.publish("$dps/registrations/PUT/iotdps-register/?$rid=1", json.dumps(body))
+        if body is None:
+            body = {"registrationId": reg_id}
+            if payload is not None:
+                body["payload"] = payload
+            body = json.dumps(body)
+        d.publish("$dps/registrations/PUT/iotdps-register/?$rid=1", body)
         seen = []
         m = d.get(timeout=10)
         assert m is not None, "no answer to the register request"

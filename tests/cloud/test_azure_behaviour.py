@@ -4,6 +4,8 @@ that the local cloud does the same for an ordinary MQTT client (Eclipse Paho).""
 import json
 import time
 
+import pytest
+
 from conftest import sas_token, parse_res
 
 
@@ -18,25 +20,7 @@ def dps_token(cloud, reg, key):
 
 def dps_flow(cloud, reg, body, **kw):
     """Register with a raw request body; returns (final status, final body)."""
-    d = cloud.dps(reg, **kw)
-    assert d.connect() == 0
-    assert d.subscribe("$dps/registrations/res/#") == (1,)
-    d.publish("$dps/registrations/PUT/iotdps-register/?$rid=1", body)
-    m = d.get(timeout=10)
-    assert m is not None, "no answer to the register request"
-    status, q = parse_res(m.topic)
-    res = json.loads(m.payload)
-    rid = 2
-    while status == 202 and rid < 30:
-        time.sleep(float(q.get("retry-after", "0")))
-        d.publish("$dps/registrations/GET/iotdps-get-operationstatus/"
-                  f"?$rid={rid}&operationId={res['operationId']}", b"")
-        m = d.get(timeout=10)
-        assert m is not None, "no answer to the poll"
-        status, q = parse_res(m.topic)
-        res = json.loads(m.payload)
-        rid += 1
-    d.close()
+    status, res, _ = cloud.register(reg, body=body, **kw)
     return status, res
 
 
@@ -48,8 +32,8 @@ def provision(cloud, reg):
     return res["registrationState"]["assignedHub"], key
 
 
-def hub_connect(cloud, dev, hub, key, clean=True):
-    d = cloud.hub_device(dev, hub=hub, password=sas_token(f"{hub}/devices/{dev}", key))
+def hub_connect(cloud, dev, hub, key, clean=True, ws=False):
+    d = cloud.hub_device(dev, hub=hub, password=sas_token(f"{hub}/devices/{dev}", key), ws=ws)
     if not clean:
         d.c._clean_session = False
     assert d.connect() == 0
@@ -230,17 +214,30 @@ def pending_c2d(cloud, dev):
     return cloud.cli_json("device", "show", dev).get("pendingC2d") or 0
 
 
-def test_c2d_completed_on_puback_and_only_then(cloud):
+def receive_unacknowledged(cloud, dev, hub, key, text, ws=False):
+    """Send text to dev; a new connection of dev receives it and does not PUBACK it.
+    Returns (the connection, the message)."""
+    cloud.cli("c2d", "send", dev, text)
+    d = hub_connect(cloud, dev, hub, key, ws=ws)
+    d.c._send_puback = lambda mid: 0  # this client does not acknowledge
+    assert d.subscribe(f"devices/{dev}/messages/devicebound/#") == (1,)
+    m = d.get(timeout=5)
+    assert m is not None and m.payload == text.encode()
+    return d, m
+
+
+@pytest.mark.parametrize("ws", [False, True], ids=["mqtt", "websockets"])
+def test_c2d_completed_on_puback_and_only_then(cloud, ws):
     """IoT Hub completes a cloud-to-device message when the device PUBACKs it (MQTT cannot
     reject or abandon): a message the device acknowledged never comes back, however soon
     the connection ends, and one it did not acknowledge comes back, however long the
-    connection lived."""
+    connection lived. Over MQTT and over WebSockets alike."""
     hub, key = provision(cloud, "ack-1")
     # acknowledged, then the client leaves at once: 5 short-lived runs, each gets a new one
     import queue
     for i in range(5):
         cloud.cli("c2d", "send", "ack-1", f"run-{i}")
-        d = hub_connect(cloud, "ack-1", hub, key)
+        d = hub_connect(cloud, "ack-1", hub, key, ws=ws)
         acked = queue.Queue()
         send_puback = d.c._send_puback
         d.c._send_puback = lambda mid, f=send_puback, q=acked: (f(mid), q.put(mid))[0]
@@ -252,22 +249,80 @@ def test_c2d_completed_on_puback_and_only_then(cloud):
         d.close()  # PUBACK, then DISCONNECT, well within 300 ms of the send
     assert d.get(timeout=0.5) is None
     # not acknowledged: the connection lives 2 s, then drops; the message comes back
-    cloud.cli("c2d", "send", "ack-1", "unacked")
-    d = hub_connect(cloud, "ack-1", hub, key)
-    d.c._send_puback = lambda mid: 0  # this client never acknowledges
-    assert d.subscribe("devices/ack-1/messages/devicebound/#") == (1,)
-    m = d.get(timeout=5)
-    assert m is not None and m.payload == b"unacked"
+    d, m = receive_unacknowledged(cloud, "ack-1", hub, key, "unacked", ws=ws)
     time.sleep(2)
     assert pending_c2d(cloud, "ack-1") == 1, "completed without a PUBACK"
     d.close()
-    d = hub_connect(cloud, "ack-1", hub, key)
+    d = hub_connect(cloud, "ack-1", hub, key, ws=ws)
     assert d.subscribe("devices/ack-1/messages/devicebound/#") == (1,)
     m = d.get(timeout=5)
     assert m is not None and m.payload == b"unacked", "an unacknowledged message was lost"
     d.close()
     time.sleep(0.3)
     assert pending_c2d(cloud, "ack-1") == 0
+
+
+def test_c2d_completed_only_by_the_connection_it_went_to(cloud):
+    """IoT Hub completes a message on the PUBACK of the connection it was delivered on. A
+    PUBACK on any other connection completes nothing, even one whose MQTT client id is the
+    device's id: an unattested DPS client (which DPS accepts until its register request),
+    or the device's own DPS registration, whose packet ids start at 1 as the hub's do."""
+    from conftest import Device
+    hub, key = provision(cloud, "ack-other-1")
+    d, m = receive_unacknowledged(cloud, "ack-other-1", hub, key, "not acknowledged")
+    thief = Device(cloud, "ack-other-1", f"{cloud.scope}/registrations/ack-other-1/"
+                   "api-version=2021-06-01", host="localhost")
+    assert thief.connect() == 0
+    thief.c._send_puback(m.mid)  # the packet id the hub connection got the message with
+    # the SUBACK comes after the broker has read the PUBACK (one connection, in order)
+    assert thief.subscribe("$dps/registrations/res/#") == (1,)
+    thief.close()
+    assert pending_c2d(cloud, "ack-other-1") == 1, "another connection's PUBACK completed it"
+    d.close()
+    d = hub_connect(cloud, "ack-other-1", hub, key)
+    assert d.subscribe("devices/ack-other-1/messages/devicebound/#") == (1,)
+    m = d.get(timeout=5)
+    assert m is not None and m.payload == b"not acknowledged", "the message was lost"
+    d.close()
+
+
+def test_c2d_not_completed_by_the_hubs_own_puback(cloud):
+    """Only the device's PUBACK completes a message. The hub's PUBACK of the device's own
+    QoS 1 telemetry carries a packet id from the device's numbering, which may equal the
+    one the message went out with: it completes nothing."""
+    hub, key = provision(cloud, "ack-own-1")
+    d, m = receive_unacknowledged(cloud, "ack-own-1", hub, key, "not acknowledged")
+    d.c._last_mid = m.mid - 1  # the device's next packet id is the message's
+    info = d.publish("devices/ack-own-1/messages/events/", b"telemetry")
+    info.wait_for_publish(timeout=5)
+    assert info.is_published() and info.mid == m.mid  # the hub's PUBACK has come back
+    assert pending_c2d(cloud, "ack-own-1") == 1, "the hub's PUBACK completed the message"
+    d.close()
+
+
+def test_c2d_completed_whatever_its_message_id(cloud):
+    """Every message id IoT Hub allows is completed on PUBACK, also one whose encoded form
+    in the topic (`%24.mid=%23%23...`) is three times as long as the id itself, for a
+    device whose id has the longest length allowed (128)."""
+    import queue
+    dev = "ack-mid-" + "x" * 120
+    hub, key = provision(cloud, dev)
+    for mid in ("#" * 128, "+$%'" * 32):
+        cloud.cli("c2d", "send", dev, "odd id", "--message-id", mid)
+        d = hub_connect(cloud, dev, hub, key)
+        acked = queue.Queue()
+        send_puback = d.c._send_puback
+        d.c._send_puback = lambda pid, f=send_puback, q=acked: (f(pid), q.put(pid))[0]
+        assert d.subscribe(f"devices/{dev}/messages/devicebound/#") == (1,)
+        m = d.get(timeout=5)
+        assert m is not None and m.payload == b"odd id"
+        assert acked.get(timeout=5) == m.mid
+        d.close()
+        d = hub_connect(cloud, dev, hub, key)
+        assert d.subscribe(f"devices/{dev}/messages/devicebound/#") == (1,)
+        assert d.get(timeout=1) is None, f"an acknowledged message came back (id {mid!r})"
+        d.close()
+        assert pending_c2d(cloud, dev) == 0
 
 
 def test_c2d_not_lost_on_a_slow_link_that_resets(cloud):
@@ -383,6 +438,26 @@ def test_payload_only_from_custom_allocation(cloud, tmp_path):
     assert p.returncode != 0 and "--custom-command" in p.stderr
 
 
+def test_custom_allocation_is_bounded(cloud):
+    """The allocation command runs inside the broker, so its bounds are the broker's: a
+    command that does not finish within 5 s (still writing, or done writing but still
+    running) is killed and one that writes more than 64 KB is cut off; the registration
+    fails and says why, and the broker answers the next request."""
+    e = cloud.cli_json("enrollment", "create", "--registration-id", "custom-slow", "--allocation",
+                       "custom", "--custom-command", "exit 3")
+    key = e["attestation"]["symmetricKey"]["primaryKey"]
+    hub = cloud.cli_json("status")["hubs"][0]
+    answer = json.dumps({"iotHubHostName": hub})
+    for cmd, why in ((f"cat >/dev/null; echo '{answer}'; exec sleep 30", "took longer"),
+                     (f"cat >/dev/null; echo '{answer}'; exec >&-; exec sleep 30", "took longer"),
+                     ("head -c 70000 /dev/zero", "more than 64 KB")):
+        cloud.cli("enrollment", "update", "custom-slow", "--custom-command", cmd)
+        status, res = dps_flow(cloud, "custom-slow", b"",
+                               password=dps_token(cloud, "custom-slow", key))
+        assert status == 200 and res["status"] == "failed", (cmd, res)
+        assert why in res["registrationState"]["errorMessage"], (cmd, res)
+
+
 # 11.10 ------------------------------------------------------------------------------------
 def test_small_ones_topics_methods_and_the_readiness_probe(cloud):
     """Cloud-to-device properties and message ids reach the topic encoded (MQTT forbids `+`
@@ -390,9 +465,7 @@ def test_small_ones_topics_methods_and_the_readiness_probe(cloud):
     apart from the hub's 404 for an offline device, and `cloud up` leaves no failed TLS
     handshake of its own in the broker's log."""
     import os
-    import subprocess
     import urllib.parse
-    from conftest import TOOL
     hub, key = provision(cloud, "small-1")
     d = hub_connect(cloud, "small-1", hub, key)
     assert d.subscribe("devices/small-1/messages/devicebound/#") == (1,)

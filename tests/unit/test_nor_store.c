@@ -279,6 +279,25 @@ static void damaged_current_slot_falls_back_and_oversize_is_refused(void **state
     assert_string_equal(loaded_hub(), "hub-c");
 }
 
+/* A driver whose sector cannot hold a slot (header and commit word) is refused before any
+ * flash operation, instead of a capacity that wraps to about 4 GB. */
+static void sector_smaller_than_a_slot_is_refused(void **state)
+{
+    (void)state;
+    fresh();
+    sim.powered = 1;
+    for (uint32_t size = 0; size <= TETHER_NOR_SLOT_OVERHEAD + 1; size++) {
+        tether_nor nor = {sim_read, sim_program, sim_erase, &sim, size};
+        tether_store st = tether_nor_store_init(&ns, &nor, BASE);
+        if (size == TETHER_NOR_SLOT_OVERHEAD)
+            continue; /* the smallest valid sector: holds an empty record only */
+        assert_int_not_equal(save(&st, "hub-a"), TETHER_OK);
+        assert_int_equal(sim.steps, 0);
+        assert_int_equal(st.erase(st.context), TETHER_INVALID_ARGUMENT);
+        assert_int_equal(sim.steps, 0);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -289,6 +308,7 @@ int main(void)
         cmocka_unit_test(first_save_cut_leaves_empty_or_the_record),
         cmocka_unit_test(forget_cut_never_brings_back_an_older_record),
         cmocka_unit_test(damaged_current_slot_falls_back_and_oversize_is_refused),
+        cmocka_unit_test(sector_smaller_than_a_slot_is_refused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
