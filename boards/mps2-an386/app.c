@@ -282,6 +282,7 @@ static int device_flow(const tether_store *store)
         st = tether_tls_identity_sha256(&tls, record.credential_sha256);
     if (st != TETHER_OK) {
         fail("credentials", st);
+        report(); /* every end of the flow reports, naming the status */
         return 1;
     }
 
@@ -299,6 +300,7 @@ static int device_flow(const tether_store *store)
     st = tether_cortex_m_sync_time();
     if (st != TETHER_OK) {
         fail("time of day from the modem", st);
+        report();
         return 1;
     }
     board_printf("CLOCK set from the modem: %ld s\n", (long)tether_port_time_s());
