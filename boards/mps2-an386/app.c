@@ -53,11 +53,18 @@ static struct {
     bool c2d_received;
     uint32_t hub_connects;
     char c2d[64];
+    /* The first failure, named in the report line: scripts/mcu puts it in its summary. */
+    tether_status status;
+    const char *failed;
 } flow;
 
 static void fail(const char *what, tether_status st)
 {
     board_printf("FAIL %s: %s (%s)\n", what, tether_status_name(st), tether_status_message(st));
+    if (flow.failed == NULL) {
+        flow.status = st;
+        flow.failed = what;
+    }
     if (tls.diag.status != TETHER_OK) {
         static char text[768];
         tether_tls_describe(tether_tls_last_diag(&tls), text, sizeof text);
@@ -221,6 +228,8 @@ static tether_status hub(void)
         st = tether_hub_session_process(&session.hub, 500);
     if (flow.telemetry_acked)
         board_puts("EVENT telemetry acknowledged (PUBACK)\n");
+    if (st == TETHER_OK && !hub_done(&session.hub))
+        st = TETHER_TIMEOUT; /* the deadline passed before the method, C2D or acks came */
     tether_hub_session_stop(&session.hub);
     if (st != TETHER_OK)
         fail("hub session", st);
@@ -235,14 +244,16 @@ static void report(void)
     tether_heap_get_stats(&h);
     uint32_t ram_static = m.data + m.bss;
     uint32_t total = ram_static + (uint32_t)h.arena_peak + m.stack_peak;
-    board_printf("MCU {\"registered\":%s,\"record_stored\":%s,\"reboot_skipped_dps\":%s,"
-                 "\"clock_gate_held\":%s,\"telemetry_acked\":%s,\"reported_acked\":%s,"
-                 "\"method_answered\":%s,\"c2d_received\":%s,\"c2d\":\"%s\",",
-                 flow.registered ? "true" : "false", flow.record_stored ? "true" : "false",
-                 flow.reboot_skipped_dps ? "true" : "false",
-                 flow.clock_gate_held ? "true" : "false", flow.telemetry_acked ? "true" : "false",
-                 flow.reported_acked ? "true" : "false", flow.method_answered ? "true" : "false",
-                 flow.c2d_received ? "true" : "false", flow.c2d);
+    board_printf(
+        "MCU {\"registered\":%s,\"record_stored\":%s,\"reboot_skipped_dps\":%s,"
+        "\"clock_gate_held\":%s,\"telemetry_acked\":%s,\"reported_acked\":%s,"
+        "\"method_answered\":%s,\"c2d_received\":%s,\"c2d\":\"%s\","
+        "\"status\":\"%s\",\"failed\":\"%s\",",
+        flow.registered ? "true" : "false", flow.record_stored ? "true" : "false",
+        flow.reboot_skipped_dps ? "true" : "false", flow.clock_gate_held ? "true" : "false",
+        flow.telemetry_acked ? "true" : "false", flow.reported_acked ? "true" : "false",
+        flow.method_answered ? "true" : "false", flow.c2d_received ? "true" : "false", flow.c2d,
+        tether_status_name(flow.failed ? flow.status : TETHER_OK), flow.failed ? flow.failed : "");
     board_printf("\"ram_region\":%lu,\"data\":%lu,\"bss\":%lu,\"ram_static\":%lu,"
                  "\"heap_peak\":%lu,\"heap_requested_peak\":%lu,\"heap_arena\":%lu,"
                  "\"stack_peak\":%lu,\"stack_reserved\":%lu,\"ram_total\":%lu,"
@@ -271,6 +282,7 @@ static int device_flow(const tether_store *store)
         st = tether_tls_identity_sha256(&tls, record.credential_sha256);
     if (st != TETHER_OK) {
         fail("credentials", st);
+        report(); /* every end of the flow reports, naming the status */
         return 1;
     }
 
@@ -288,6 +300,7 @@ static int device_flow(const tether_store *store)
     st = tether_cortex_m_sync_time();
     if (st != TETHER_OK) {
         fail("time of day from the modem", st);
+        report();
         return 1;
     }
     board_printf("CLOCK set from the modem: %ld s\n", (long)tether_port_time_s());
