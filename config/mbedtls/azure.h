@@ -24,7 +24,7 @@
  */
 #ifndef TETHER_PROFILE_AZURE_H
 #define TETHER_PROFILE_AZURE_H
-#define TETHER_PROFILE_NAME        "azure"
+#define TETHER_PROFILE_NAME         "azure"
 #define MBEDTLS_SSL_IN_CONTENT_LEN  3456
 #define MBEDTLS_SSL_OUT_CONTENT_LEN 1280
 #define TETHER_MFL_DEFAULT          0
