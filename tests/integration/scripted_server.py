@@ -137,7 +137,8 @@ class ScriptedServer:
         self.program = Program()
         self.port = port
         self.lock = threading.Lock()
-        self.connections = []  # dicts: kind, client_id, at, connack_at, end_at, pings (times)
+        # dicts: kind, client_id, keep_alive (of the CONNECT), at, connack_at, end_at, pings
+        self.connections = []
         self.requests = []     # (time, kind, topic, payload)
         self.pubacks = []      # packet ids the device acknowledged
         self.c2d_deliveries = []  # (time, packet id, size)
@@ -250,6 +251,7 @@ class ScriptedServer:
         rec = conn.record
         rec["kind"] = "dps" if "/registrations/" in user else "hub"
         rec["client_id"] = client_id
+        rec["keep_alive"] = struct.unpack(">H", body[2 + n + 2:2 + n + 4])[0]
         with self.lock:
             older = self.active.get(client_id)
             self.active[client_id] = conn
