@@ -17,6 +17,12 @@ extern const cli_option cli_host_options[];
 /* Options of every command that opens a TLS connection: credentials, trust, limits. */
 extern const cli_option cli_tls_options[];
 
+/* --keep-alive S, for every command that opens an MQTT session. */
+extern const cli_option cli_keep_alive_options[];
+/* The keep-alive given (--keep-alive, or --keepalive where the command has it) within
+ * [min, max] seconds, else the fallback; prints a usage error and returns false if invalid. */
+bool cli_keep_alive(const cli_args *a, long fallback, long min, long max, uint16_t *out);
+
 /* A TLS connection made from command-line options. */
 typedef struct cli_tls {
     tether_tls tls;

@@ -45,8 +45,8 @@ static const cli_option run_options[] = {
 };
 
 static const cli_option *const register_sets[] = {cli_provisioning_options, cli_tls_options, NULL};
-static const cli_option *const run_sets[] = {cli_provisioning_options, run_options, cli_tls_options,
-                                             NULL};
+static const cli_option *const run_sets[] = {cli_provisioning_options, run_options,
+                                             cli_keep_alive_options, cli_tls_options, NULL};
 
 static const cli_command register_cmd = {
     "tether register --id-scope SCOPE --registration-id ID (--cert F --key F | "
@@ -69,6 +69,10 @@ static const cli_command send_cmd = {
     "tether send --message TEXT [provisioning options] [options]",
     "Sends one telemetry message (QoS 1, acknowledged) with the stored result and exits.", run_sets,
     0};
+
+/* IoT Hub's keep-alive limit, commonly quoted (PROTOCOL.md): it ends a connection silent for
+ * 1.5 times the keep-alive, at most about 29.5 minutes. */
+#define HUB_KEEP_ALIVE_MAX_S 1177
 
 typedef struct device {
     const cli_args *args;
@@ -599,6 +603,13 @@ static int run_hub(device *d, const cli_args *a, bool send_only)
         !cli_get_long(a, "duration", -1, -1, 31536000, &duration) ||
         !cli_get_long(a, "sas-ttl", 3600, 2, 31536000, &sas_ttl))
         return CLI_EXIT_USAGE;
+    /* IoT Hub: at most 1177 s (PROTOCOL.md). Not 0: the hub would still end a silent
+     * connection at its own limit, while the device, never pinging, would not notice a dead
+     * link. Default: the library's (240 s, the Azure SDKs'). */
+    uint16_t keep_alive;
+    if (!cli_keep_alive(a, tether_hub_config_default().keep_alive_s, 1, HUB_KEEP_ALIVE_MAX_S,
+                        &keep_alive))
+        return CLI_EXIT_USAGE;
     const char *message = cli_get(a, "message");
     if (count > 0 && message == NULL)
         return usage("--message is required to send telemetry");
@@ -626,6 +637,7 @@ static int run_hub(device *d, const cli_args *a, bool send_only)
     cfg.host = d->record.assigned_hub;
     cfg.sas_key = d->sas_key;
     cfg.sas_ttl_s = (uint32_t)sas_ttl;
+    cfg.keep_alive_s = keep_alive;
     cfg.on_c2d = on_c2d;
     cfg.on_twin = on_twin;
     cfg.on_desired = on_desired;

@@ -12,7 +12,7 @@ static const cli_option mqtt_options[] = {
     {"password", "TEXT", "MQTT password"},
     {"topic", "TOPIC", "topic to publish to, or filter to subscribe to (sub: repeatable)"},
     {"qos", "0|1", "quality of service (default 0)"},
-    {"keepalive", "S", "keep-alive in seconds (default 60; 0 disables)"},
+    {"keepalive", "S", "same as --keep-alive (mosquitto_pub's spelling)"},
     {"count", "N", "pub: messages to send (default 1); sub: exit after N messages"},
     {"reconnect-timeout", "S", "keep reconnecting for this long after a loss (default 30)"},
     {NULL, NULL, NULL},
@@ -30,10 +30,10 @@ static const cli_option sub_options[] = {
     {NULL, NULL, NULL},
 };
 
-static const cli_option *const pub_sets[] = {cli_host_options, cli_tls_options, mqtt_options,
-                                             pub_options, NULL};
-static const cli_option *const sub_sets[] = {cli_host_options, cli_tls_options, mqtt_options,
-                                             sub_options, NULL};
+static const cli_option *const pub_sets[] = {cli_host_options,       cli_tls_options, mqtt_options,
+                                             cli_keep_alive_options, pub_options,     NULL};
+static const cli_option *const sub_sets[] = {cli_host_options,       cli_tls_options, mqtt_options,
+                                             cli_keep_alive_options, sub_options,     NULL};
 
 static const cli_command pub_cmd = {
     "tether mqtt pub --topic TOPIC (--message TEXT | --file FILE) [options]",
@@ -120,9 +120,10 @@ static int setup_session(session *s, const cli_args *a, const char *role,
     if (rc >= 0)
         return rc;
     s->json = s->conn.json;
-    long qos, keepalive;
+    long qos;
+    /* Any broker: MQTT's whole range, 0 (no keep-alive) included. */
     if (!cli_get_long(a, "qos", 0, 0, 1, &qos) ||
-        !cli_get_long(a, "keepalive", 60, 0, 65535, &keepalive) ||
+        !cli_keep_alive(a, 60, 0, 65535, &s->connect.keep_alive_s) ||
         !cli_get_long(a, "reconnect-timeout", 30, 0, 3600, &s->reconnect_timeout_s))
         return CLI_EXIT_USAGE;
     if (!cli_has(a, "topic")) {
@@ -137,7 +138,6 @@ static int setup_session(session *s, const cli_args *a, const char *role,
     s->connect.client_id = id;
     s->connect.client_id_len = strlen(id);
     s->connect.clean_session = true;
-    s->connect.keep_alive_s = (uint16_t)keepalive;
     if (cli_get(a, "username")) {
         s->connect.username = cli_get(a, "username");
         s->connect.username_len = strlen(s->connect.username);

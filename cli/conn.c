@@ -30,6 +30,28 @@ const cli_option cli_tls_options[] = {
     {NULL, NULL, NULL},
 };
 
+/* One definition for every command that opens an MQTT session (run, send, mqtt pub/sub): each
+ * reads it with cli_keep_alive() and its own range and default. */
+const cli_option cli_keep_alive_options[] = {
+    {"keep-alive", "S",
+     "MQTT keep-alive in seconds: a ping after S s without sending, and no answer S s later "
+     "ends the connection (run, send: 1..1177, IoT Hub's limit, default 240; mqtt: 0..65535, "
+     "default 60, 0 for none)"},
+    {NULL, NULL, NULL},
+};
+
+bool cli_keep_alive(const cli_args *a, long fallback, long min, long max, uint16_t *out)
+{
+    /* mqtt pub/sub also take mosquitto_pub's spelling, --keepalive. */
+    const char *name =
+        cli_has(a, "keep-alive") || !cli_has(a, "keepalive") ? "keep-alive" : "keepalive";
+    long v;
+    if (!cli_get_long(a, name, fallback, min, max, &v))
+        return false;
+    *out = (uint16_t)v;
+    return true;
+}
+
 /* Credentials are read into buffers of the command; the library never touches files, and it
  * keeps referring to these buffers (it parses them at each handshake), so they are static. */
 #define FILE_CAP (64 * 1024)

@@ -407,6 +407,8 @@ static void lost(tether_hub_session *s, tether_status cause)
 {
     tether_mqtt_client_connection_lost(&s->mqtt);
     close_connection(s);
+    if (cause == TETHER_MQTT_KEEPALIVE_TIMEOUT)
+        s->early_drops = 0; /* a silent link that tether ended, not a drop by the hub */
     s->event.cause = cause;
     emit(s, TETHER_HUB_EVENT_DISCONNECTED);
     schedule(s, s->early_drops >= TETHER_HUB_EARLY_DROPS_NAMED ? TETHER_HUB_DROPPED_AFTER_CONNECT

@@ -137,7 +137,8 @@ class ScriptedServer:
         self.program = Program()
         self.port = port
         self.lock = threading.Lock()
-        self.connections = []  # dicts: kind, client_id, at, connack_at, end_at
+        # dicts: kind, client_id, keep_alive (of the CONNECT), at, connack_at, end_at, pings
+        self.connections = []
         self.requests = []     # (time, kind, topic, payload)
         self.pubacks = []      # packet ids the device acknowledged
         self.c2d_deliveries = []  # (time, packet id, size)
@@ -190,7 +191,7 @@ class ScriptedServer:
             raw.close()
             return
         record = {"kind": None, "client_id": None, "at": time.monotonic(), "connack_at": None,
-                  "end_at": None}
+                  "end_at": None, "pings": []}
         conn = Connection(self, sock, record)
         closer = None
         try:
@@ -217,6 +218,7 @@ class ScriptedServer:
                         self.program.c2d = [m for m in self.program.c2d
                                             if m["id"] != self.pubacks[-1]]
                 elif kind == 12:
+                    record["pings"].append(time.monotonic())
                     if not self.program.silent_pings:
                         conn.write(packet(0xD0, b""))
                 elif kind == 14:
@@ -249,6 +251,7 @@ class ScriptedServer:
         rec = conn.record
         rec["kind"] = "dps" if "/registrations/" in user else "hub"
         rec["client_id"] = client_id
+        rec["keep_alive"] = struct.unpack(">H", body[2 + n + 2:2 + n + 4])[0]
         with self.lock:
             older = self.active.get(client_id)
             self.active[client_id] = conn

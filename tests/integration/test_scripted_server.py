@@ -4,7 +4,9 @@ server (connections, requests, their times), not only exit codes.
 
 Pacing under test (include/tether/hub_session.h, dps_session.h): hub reconnects wait
 [b/2, b] with b = min(60 s, 1 s * 2^n), n reset only after 60 s of healthy connection, at most
-10 attempts in any 60 s; DPS requests at least 2 s apart, 3 s by default while assigning."""
+10 attempts in any 60 s; DPS requests at least 2 s apart, 3 s by default while assigning; a
+PINGREQ after --keep-alive seconds without sending, and the connection ended when its answer is
+as late again."""
 import json
 import subprocess
 import time
@@ -103,6 +105,95 @@ def test_two_clients_with_one_identity_do_not_storm(server, pki, tmp_path):
              if e.get("event") == "waiting" and e["cause"] == "HUB_DROPPED_AFTER_CONNECT"]
     assert named, out_a + out_b
     assert len(server.dps_connections()) == 1
+
+
+CONNECTS_PER_MINUTE = 10  # TETHER_HUB_CONNECTS_PER_MINUTE (include/tether/hub_session.h)
+
+
+def test_unanswered_pings_end_each_connection_and_reconnects_back_off(server, pki, tmp_path):
+    """The hub answers CONNECT, SUBSCRIBE and the twin GET but never PINGREQ. The client's rule
+    (src/mqtt/client.c): a PINGREQ after keep-alive seconds without sending, and the link dead
+    when no PINGRESP came keep-alive seconds later (MQTT_KEEPALIVE_TIMEOUT); the reconnects are
+    then paced like any other loss. Before the fix: a reconnect every 250 ms, never growing."""
+    keep_alive, duration = 1.0, 30
+    state = tmp_path / "s"
+    register(server, pki, state)
+    server.program.silent_pings = True
+    run = start_run(server, pki, state, "--keep-alive", int(keep_alive), "--duration", duration)
+    out, err = finish(run, 90)
+    assert run.returncode == 0, out + err
+    conns = server.hub_connections()
+    starts = [c["connack_at"] for c in conns]
+    ended = [c for c in conns if c["end_at"] is not None and c["end_at"] < conns[-1]["connack_at"]]
+    events = events_of(out)
+    lost = [e for e in events if e.get("event") == "disconnected"]
+    waits = [e for e in events if e.get("event") == "waiting"]
+    lives = [c["end_at"] - c["connack_at"] for c in ended]
+    gaps = [b - a for a, b in zip(starts, starts[1:])]
+    server_waits = [b["connack_at"] - a["end_at"] for a, b in zip(conns, conns[1:])]
+    print(f"keep-alive {keep_alive:.0f} s, {duration} s: {len(starts)} hub connections; "
+          f"lived {[round(x, 2) for x in lives]} s; waits (client) "
+          f"{[(e['wait_ms'], e['cause']) for e in waits]} ms, "
+          f"(server) {[round(x, 2) for x in server_waits]} s; "
+          f"intervals between connections {[round(x, 2) for x in gaps]} s")
+
+    # Detected by the client's rule: the ping after keep-alive idle, the close keep-alive later
+    # (1.5 x keep-alive is the server's rule, MQTT 3.1.1 3.1.2.10; the client's is its own).
+    assert len(ended) >= 3
+    for c in ended:
+        assert len(c["pings"]) == 1, c
+        idle, late = c["pings"][0] - c["connack_at"], c["end_at"] - c["pings"][0]
+        assert keep_alive - 0.05 <= idle <= keep_alive + 0.6, (idle, c)
+        assert keep_alive - 0.05 <= late <= keep_alive + 0.6, (late, c)
+    # Named: every loss is the keep-alive's.
+    assert len(lost) >= len(ended), out
+    assert all(e["cause"] == "MQTT_KEEPALIVE_TIMEOUT" for e in lost), lost
+    # Every wait too: a keep-alive timeout is tether ending a silent link, never counted as the
+    # hub dropping the connection (HUB_DROPPED_AFTER_CONNECT, "another client ...").
+    assert all(e["cause"] == "MQTT_KEEPALIVE_TIMEOUT" for e in waits), waits
+    # Paced: wait n (said and measured at the server) in [b/2, b], b = min(60 s, 2^n s), so
+    # the intervals between connections grow; the server's figure adds the handshake.
+    assert len(waits) >= len(server_waits)
+    for n, (said, seen) in enumerate(zip(waits, server_waits)):
+        b = min(60.0, 2.0 ** n)
+        assert b / 2 <= said["wait_ms"] / 1000.0 <= b, (n, said, waits)
+        assert said["wait_ms"] / 1000.0 - 0.05 <= seen <= said["wait_ms"] / 1000.0 + 1.0, \
+            (n, seen, said)
+    assert all(b >= a - 0.5 for a, b in zip(gaps, gaps[1:])), gaps
+    # The last interval exceeds the first by at least its wait's floor less the first's ceiling.
+    assert gaps[-1] - gaps[0] >= 2.0 ** (len(gaps) - 1) / 2 - 1.0 - 0.3, gaps
+    # Bounded: at most 6 attempts in the first minute after a loss (README), never more than
+    # the hard cap in any 60 s; one connection per attempt here (each CONNECT is accepted).
+    assert 4 <= len(starts) <= 6, starts
+    assert most_in_window(starts, 60.0) <= CONNECTS_PER_MINUTE
+    # Every connection asked for the twin; a dead link is no reason to register again.
+    assert len(server.request_times("$iothub/twin/GET/")) == len(starts)
+    assert len(server.dps_connections()) == 1
+
+
+def test_keep_alive_flag_reaches_the_connect_and_is_bounded(server, pki, tmp_path):
+    """--keep-alive is one option of run, send and mqtt pub/sub: what the CONNECT carries.
+    The hub's range is 1..1177 s (PROTOCOL.md); the default stays 240 s."""
+    state = tmp_path / "s"
+    register(server, pki, state)
+    for extra, want in [((), 240), (("--keep-alive", 30), 30), (("--keep-alive", 1177), 1177)]:
+        p = tether("send", *device_args(server, pki, state), "--message", "m", *extra)
+        assert p.returncode == 0, p.stdout + p.stderr
+        assert server.hub_connections()[-1]["keep_alive"] == want, extra
+    made = len(server.connections)
+    for bad in ["0", "1178", "x"]:
+        p = tether("run", *device_args(server, pki, state), "--keep-alive", bad, "--duration", 1)
+        assert p.returncode == 2, p.stdout + p.stderr
+        assert f"--keep-alive wants a whole number from 1 to 1177, not '{bad}'" in p.stderr
+    assert len(server.connections) == made  # refused before connecting
+    # mqtt pub: any broker, MQTT's whole range (0: none), default 60; --keepalive as well.
+    for extra, want in [((), 60), (("--keep-alive", 0), 0), (("--keepalive", 65535), 65535)]:
+        p = tether("mqtt", "pub", "--host", "localhost", "--port", server.port, "--cafile",
+                   pki.root, "--topic", "t", "--message", "m", *extra)
+        assert p.returncode == 0, p.stdout + p.stderr
+        assert server.connections[-1]["keep_alive"] == want, extra
+    assert "--keep-alive S" in tether("run", "--help").stdout
+    assert "--keep-alive S" in tether("mqtt", "sub", "--help").stdout
 
 
 def test_dps_retry_after_zero_polls_at_the_default_interval(server, pki, tmp_path):
