@@ -48,7 +48,9 @@ static const char hub_usage[] =
     "       tether cloud hub delete NAME [--dir D]\n"
     "\n"
     "A hub NAME is served as NAME.localhost on the cloud's one listener; the server\n"
-    "certificate is re-issued to carry the name (a running broker reloads it).\n";
+    "certificate is re-issued to carry the name (a running broker reloads it). A new\n"
+    "cloud's first hub is tether-<its id scope's hex digits>.localhost, its own. Other SDKs\n"
+    "resolve the names after the /etc/hosts step that tether cloud status prints.\n";
 
 static const char device_usage[] = "usage: tether cloud device list [--dir D] [--json]\n"
                                    "       tether cloud device show DEVICE [--dir D] [--json]\n";

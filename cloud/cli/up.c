@@ -27,7 +27,9 @@ static const char up_usage[] =
     "\n"
     "Writes D/mosquitto.conf, makes the PKI if absent, starts Mosquitto with the tether\n"
     "plugin on 127.0.0.1 (TLS 1.2; client certificates requested, optional), waits until it\n"
-    "answers and prints the endpoints, id scope and CA file. --port is MQTT over TLS,\n"
+    "answers and prints the endpoints, id scope, CA file, the hubs (the first is named\n"
+    "after the id scope, so two clouds never share a hub name) and the one /etc/hosts step\n"
+    "that lets unmodified official samples find DPS and the hubs. --port is MQTT over TLS,\n"
     "--ws-port MQTT over WebSockets (wss://HOST:PORT/$iothub/websocket), both for DPS and\n"
     "every hub. The WebSocket port defaults to 443, as on Azure, or 8443 when this user may\n"
     "not bind 443 or it is taken, else a free one. --retry-after sets the seconds DPS asks\n"
@@ -41,7 +43,9 @@ static const char up_usage[] =
 static const char down_usage[] = "usage: tether cloud down [--dir D]\n\nStops the broker.\n";
 static const char status_usage[] =
     "usage: tether cloud status [--dir D] [--json]\n\n"
-    "Running or not, endpoint, id scope, CA file, hubs and counts.\n";
+    "Running or not, endpoint, id scope, CA file, hubs and counts, and the one /etc/hosts\n"
+    "line that lets unmodified samples resolve Azure's global DPS name and this cloud's hubs\n"
+    "(with the command that adds it, as root, and the one that removes it).\n";
 
 static void sleep_ms(long ms)
 {
@@ -250,6 +254,33 @@ static int write_conf(const char *dir, int port, int ws_port, const char *plugin
     return tc_write_file(conf, text, strlen(text), 0600) == 0 ? 0 : fail("cannot write %s", conf);
 }
 
+/* The one step that lets an unmodified sample find this cloud (cloud/README.md, "Using the local
+ * cloud with other SDKs"): an /etc/hosts line naming Azure's global DPS host and every hub host
+ * of this cloud. Debian resolves with `hosts: files dns`, which knows no `*.localhost`, and
+ * /etc/hosts is the one mechanism every resolver (glibc, musl, Node's dns.lookup) reads. The
+ * trailing comment names the cloud, so the line can be found and removed again. Malloc'd. */
+static char *hosts_line(const cJSON *hubs, const char *scope)
+{
+    size_t cap = 128;
+    const cJSON *h;
+    cJSON_ArrayForEach(h, hubs)
+    {
+        cap += strlen(tc_row_str(h, "host")) + 1;
+    }
+    cap += strlen(scope);
+    char *line = malloc(cap);
+    if (line == NULL) {
+        return NULL;
+    }
+    size_t used = (size_t)snprintf(line, cap, "127.0.0.1 global.azure-devices-provisioning.net");
+    cJSON_ArrayForEach(h, hubs)
+    {
+        used += (size_t)snprintf(line + used, cap - used, " %s", tc_row_str(h, "host"));
+    }
+    snprintf(line + used, cap - used, " # tether cloud %s", scope);
+    return line;
+}
+
 static void print_endpoint(const char *dir, sqlite3 *db, bool json, long pid)
 {
     char *scope = tc_reg_meta_get(db, "id_scope");
@@ -268,6 +299,16 @@ static void print_endpoint(const char *dir, sqlite3 *db, bool json, long pid)
     int64_t devices = tc_reg_int(db, 0, "SELECT count(*) FROM devices", NULL);
     int64_t connected =
         pid > 0 ? tc_reg_int(db, 0, "SELECT count(*) FROM devices WHERE connected=1", NULL) : 0;
+    char *hosts = hosts_line(hubs, scope != NULL ? scope : "");
+    size_t step_size = (hosts != NULL ? strlen(hosts) : 0) + 64;
+    char *step = malloc(step_size);
+    char undo[128];
+    if (step == NULL) {
+        abort(); /* a few hundred bytes */
+    }
+    snprintf(step, step_size, "echo '%s' | sudo tee -a /etc/hosts", hosts != NULL ? hosts : "");
+    snprintf(undo, sizeof undo, "sudo sed -i '/# tether cloud %s$/d' /etc/hosts",
+             scope != NULL ? scope : "");
     if (json) {
         cJSON *o = cJSON_CreateObject();
         cJSON_AddBoolToObject(o, "running", pid > 0);
@@ -294,6 +335,10 @@ static void print_endpoint(const char *dir, sqlite3 *db, bool json, long pid)
         {
             cJSON_AddItemToArray(ha, cJSON_CreateString(tc_row_str(h, "host")));
         }
+        /* other SDKs: the /etc/hosts line, the command that adds it, the one that removes it */
+        cJSON_AddStringToObject(o, "hostsLine", hosts != NULL ? hosts : "");
+        cJSON_AddStringToObject(o, "hostsStep", step);
+        cJSON_AddStringToObject(o, "hostsUndo", undo);
         cJSON_AddNumberToObject(o, "enrollments", (double)enrollments);
         cJSON_AddNumberToObject(o, "devices", (double)devices);
         cJSON_AddNumberToObject(o, "connectedDevices", (double)connected);
@@ -321,8 +366,15 @@ static void print_endpoint(const char *dir, sqlite3 *db, bool json, long pid)
         }
         printf("  %lld enrollments, %lld devices, %lld connected\n", (long long)enrollments,
                (long long)devices, (long long)connected);
+        printf(
+            "  other SDKs    one step, as root, lets unmodified samples resolve DPS and the hubs:\n"
+            "                %s\n"
+            "                (undo: %s)\n",
+            step, undo);
     }
     cJSON_Delete(hubs);
+    free(hosts);
+    free(step);
     free(scope);
     free(port);
     free(ws_port);

@@ -1,5 +1,6 @@
 #include "registry.h"
 
+#include <ctype.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -351,7 +352,12 @@ sqlite3 *tc_reg_open(const char *dir)
         tc_reg_meta_set(db, "id_scope", s);
         tc_reg_meta_set(db, "retry_after", "1");
         tc_reg_meta_set(db, "schema_version", "1");
-        tc_reg_hub_create(db, TC_DEFAULT_HUB);
+        char hub[32];
+        snprintf(hub, sizeof hub, "%s%s", TC_DEFAULT_HUB_PREFIX, hex);
+        for (char *c = hub; *c != '\0'; c++) {
+            *c = (char)tolower((unsigned char)*c);
+        }
+        tc_reg_hub_create(db, hub);
     }
     free(scope);
     return db;

@@ -12,12 +12,16 @@
 #include <cjson/cJSON.h>
 #include <sqlite3.h>
 
-#define TC_DEFAULT_HUB     "tether-hub-1"
-#define TC_HUB_DOMAIN      ".localhost"
-#define TC_C2D_MAX_PENDING 50
-#define TC_TELEMETRY_KEEP  100
+/* The first hub of a new cloud is named TC_DEFAULT_HUB_PREFIX + the id scope's 8 random hex
+ * digits in lower case (scope 0ne3F9A01C2 -> tether-3f9a01c2.localhost), so two clouds on one
+ * machine never share a hub host name (issue 11 item 6); it is kept in the registry. */
+#define TC_DEFAULT_HUB_PREFIX "tether-"
+#define TC_HUB_DOMAIN         ".localhost"
+#define TC_C2D_MAX_PENDING    50
+#define TC_TELEMETRY_KEEP     100
 
-/* Open (and on first use create) D/registry.db: schema, id scope, the default hub. */
+/* Open (and on first use create) D/registry.db: schema, id scope, the default hub (named
+ * after the id scope, see TC_DEFAULT_HUB_PREFIX). */
 sqlite3 *tc_reg_open(const char *dir);
 void tc_reg_close(sqlite3 *db);
 

@@ -1,7 +1,8 @@
 """Black-box tests of the local cloud: each test starts `tether cloud up` (tether-cloud) in a
 temporary directory on a free port and drives it with Eclipse Paho over TLS.
 
-Host names: DPS is reached as `localhost`, a hub as `tether-hub-1.localhost`. Paho 1.6.1
+Host names: DPS is reached as `localhost`, a hub by its name, e.g. the cloud's default hub
+`tether-<id scope's hex digits>.localhost` (Cloud.hub, read from `cloud up --json`). Paho 1.6.1
 connects to `self._host` and uses it for SNI and certificate checks; TetherClient overrides
 `_create_socket_connection` so the TCP connection always goes to 127.0.0.1 while SNI, the
 certificate's host name check and the username keep the name (the devices' --connect-to).

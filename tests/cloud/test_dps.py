@@ -8,12 +8,13 @@ from conftest import sas_token, derive_key, parse_res, DPS_API
 ISO = r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{7}Z$"
 
 
-def check_assigned(res, reg_id, hub="tether-hub-1.localhost", device_id=None):
+def check_assigned(cloud, res, reg_id, device_id=None):
+    """An assignment to the cloud's default hub (its own name, read from `cloud up --json`)."""
     import re
     assert res["status"] == "assigned", res
     st = res["registrationState"]
     assert st["registrationId"] == reg_id
-    assert st["assignedHub"] == hub
+    assert st["assignedHub"] == cloud.hub
     assert st["deviceId"] == (device_id or reg_id)
     assert st["status"] == "assigned"
     assert st["substatus"] == "initialAssignment"
@@ -29,7 +30,7 @@ def test_x509_individual_by_certificate(cloud):
                                        payload={"model": "p1"})
     assert seen[0][0] == 202 and seen[0][1]["retry-after"] == "1" and seen[0][1]["$rid"] == "1"
     assert status == 200
-    check_assigned(res, "pump-17")
+    check_assigned(cloud, res, "pump-17")
     assert "payload" not in res["registrationState"]  # only custom allocation returns one
     # the device then reaches its hub with the same certificate
     h = cloud.hub_device("pump-17", cert=dev["chain"], key=dev["key"])
@@ -43,7 +44,7 @@ def test_x509_individual_by_thumbprint_self_signed(cloud):
               "--thumbprint", dev["thumbprintSha1"], "--device-id", "selfie-device")
     status, res, _ = cloud.register("selfie-1", cert=dev["certificate"], key=dev["key"])
     assert status == 200
-    check_assigned(res, "selfie-1", device_id="selfie-device")
+    check_assigned(cloud, res, "selfie-1", device_id="selfie-device")
     h = cloud.hub_device("selfie-device", cert=dev["certificate"], key=dev["key"])
     assert h.connect() == 0
     h.close()
@@ -56,7 +57,7 @@ def test_symmetric_key_individual(cloud):
     tok = sas_token(f"{cloud.scope}/registrations/sym-1", key, skn="registration")
     status, res, _ = cloud.register("sym-1", password=tok)
     assert status == 200
-    check_assigned(res, "sym-1")
+    check_assigned(cloud, res, "sym-1")
     # lower-case %2f escapes (the other SDK) are accepted too, and the secondary key works
     key2 = e["attestation"]["symmetricKey"]["secondaryKey"]
     tok = sas_token(f"{cloud.scope}/registrations/sym-1", key2, skn="registration",
@@ -84,8 +85,8 @@ def test_symmetric_key_group(cloud):
         status, res, _ = cloud.register(reg, password=sas_token(
             f"{cloud.scope}/registrations/{reg}", k, skn="registration"), api="2019-03-31")
         assert status == 200
-        check_assigned(res, reg)
-        h = cloud.hub_device(reg, password=sas_token(f"tether-hub-1.localhost/devices/{reg}", k))
+        check_assigned(cloud, res, reg)
+        h = cloud.hub_device(reg, password=sas_token(f"{cloud.hub}/devices/{reg}", k))
         assert h.connect() == 0
         h.close()
     # the group key itself is not a device key
@@ -101,7 +102,7 @@ def test_x509_group_on_intermediate_and_root(cloud):
     dev = cloud.pki_device("line-1-dev-9")
     status, res, _ = cloud.register("line-1-dev-9", cert=dev["chain"], key=dev["key"])
     assert status == 200
-    check_assigned(res, "line-1-dev-9")
+    check_assigned(cloud, res, "line-1-dev-9")
     h = cloud.hub_device("line-1-dev-9", cert=dev["chain"], key=dev["key"])
     assert h.connect() == 0
     h.close()
@@ -185,8 +186,9 @@ def test_disabled_and_failed(cloud):
 
 
 def test_hashed_and_static_allocation_and_reprovisioning(cloud):
+    hub1, name1 = cloud.hub, cloud.hub.removesuffix(".localhost")  # the cloud's default hub
     cloud.cli("hub", "create", "tether-hub-2")
-    assert cloud.cli_json("status")["hubs"] == ["tether-hub-1.localhost", "tether-hub-2.localhost"]
+    assert cloud.cli_json("status")["hubs"] == [hub1, "tether-hub-2.localhost"]
     cloud.cli("enrollment-group", "create", "--group-id", "many", "--attestation",
               "symmetric-key", "--allocation", "hashed")
     gkey = cloud.cli_json("enrollment-group", "show", "many")["attestation"]["symmetricKey"][
@@ -198,7 +200,7 @@ def test_hashed_and_static_allocation_and_reprovisioning(cloud):
             f"{cloud.scope}/registrations/{reg}", derive_key(gkey, reg), skn="registration"))
         assert res["status"] == "assigned"
         hubs.setdefault(res["registrationState"]["assignedHub"], []).append(reg)
-    assert set(hubs) == {"tether-hub-1.localhost", "tether-hub-2.localhost"}, hubs
+    assert set(hubs) == {hub1, "tether-hub-2.localhost"}, hubs
     # a device's hub name is in the server certificate: it connects with SNI = hub name
     reg = hubs["tether-hub-2.localhost"][0]
     h = cloud.hub_device(reg, hub="tether-hub-2.localhost",
@@ -209,15 +211,15 @@ def test_hashed_and_static_allocation_and_reprovisioning(cloud):
 
     # static + reprovisioning: migrate keeps twin data, reset drops it, never stays
     e = cloud.cli_json("enrollment", "create", "--registration-id", "mover", "--allocation",
-                       "static", "--hubs", "tether-hub-1", "--initial-twin",
+                       "static", "--hubs", name1, "--initial-twin",
                        '{"tags":{"site":"a"},"properties":{"desired":{"rate":5}}}')
     key = e["attestation"]["symmetricKey"]["primaryKey"]
     tok = sas_token(f"{cloud.scope}/registrations/mover", key, skn="registration")
     _, res, _ = cloud.register("mover", password=tok)
-    assert res["registrationState"]["assignedHub"] == "tether-hub-1.localhost"
+    assert res["registrationState"]["assignedHub"] == hub1
     twin = cloud.cli_json("twin", "show", "mover")
     assert twin["properties"]["desired"]["rate"] == 5 and twin["tags"] == {"site": "a"}
-    h = cloud.hub_device("mover", password=sas_token("tether-hub-1.localhost/devices/mover", key))
+    h = cloud.hub_device("mover", password=sas_token(f"{hub1}/devices/mover", key))
     assert h.connect() == 0
     assert h.subscribe("$iothub/twin/res/#") == (1,)
     h.publish("$iothub/twin/PATCH/properties/reported/?$rid=1", json.dumps({"fw": "1.0"}))
@@ -230,15 +232,15 @@ def test_hashed_and_static_allocation_and_reprovisioning(cloud):
     assert st["assignedHub"] == "tether-hub-2.localhost" and st["substatus"] == "deviceDataMigrated"
     assert cloud.cli_json("twin", "show", "mover")["properties"]["reported"]["fw"] == "1.0"
 
-    cloud.cli("enrollment", "update", "mover", "--hubs", "tether-hub-1", "--reprovision", "reset")
+    cloud.cli("enrollment", "update", "mover", "--hubs", name1, "--reprovision", "reset")
     _, res, _ = cloud.register("mover", password=tok)
     st = res["registrationState"]
-    assert st["assignedHub"] == "tether-hub-1.localhost" and st["substatus"] == "deviceDataReset"
+    assert st["assignedHub"] == hub1 and st["substatus"] == "deviceDataReset"
     assert "fw" not in cloud.cli_json("twin", "show", "mover")["properties"]["reported"]
 
     cloud.cli("enrollment", "update", "mover", "--hubs", "tether-hub-2", "--reprovision", "never")
     _, res, _ = cloud.register("mover", password=tok)
-    assert res["registrationState"]["assignedHub"] == "tether-hub-1.localhost"
+    assert res["registrationState"]["assignedHub"] == hub1
     # the old hub no longer accepts a device that moved away
     h = cloud.hub_device("mover", hub="tether-hub-2.localhost",
                          password=sas_token("tether-hub-2.localhost/devices/mover", key))

@@ -3,9 +3,10 @@ import json
 import os
 import re
 import socket
+import ssl
 import subprocess
 
-from conftest import run, free_port, Cloud, TOOL
+from conftest import run, free_port, provision, sas_token, Cloud, TOOL
 from cryptography_free import read_pem_certs
 
 
@@ -64,7 +65,8 @@ def test_up_status_down_and_state_survives(tmp_path):
         assert re.fullmatch(r"0ne[0-9A-F]{8}", st["idScope"])
         assert st["endpoint"] == f"localhost:{c.port}"
         assert os.path.exists(st["caFile"])
-        assert st["hubs"] == ["tether-hub-1.localhost"]
+        # the default hub is named after the id scope (unique per cloud directory)
+        assert st["hubs"] == [f"tether-{st['idScope'][3:].lower()}.localhost"]
         assert port_open(c.port)
         # only loopback: the listener is bound to 127.0.0.1
         conf = open(os.path.join(c.dir, "mosquitto.conf")).read()
@@ -74,7 +76,7 @@ def test_up_status_down_and_state_survives(tmp_path):
         txt = subprocess.run(["openssl", "x509", "-noout", "-ext", "subjectAltName", "-in",
                               os.path.join(c.dir, "pki", "server.pem")],
                              capture_output=True, text=True).stdout
-        for name in ("localhost", "127.0.0.1", "tether-hub-1.localhost"):
+        for name in ("localhost", "127.0.0.1", st["hubs"][0]):
             assert name in txt
         # a second up is harmless
         again = json.loads(c.cli("up", "--json").stdout)
@@ -87,6 +89,7 @@ def test_up_status_down_and_state_survives(tmp_path):
         assert st2["running"] is False and st2["idScope"] == st["idScope"]
         c.up()
         assert c.scope == st["idScope"]  # the id scope is stable per directory
+        assert c.hub == st["hubs"][0]  # and so is the hub name
         assert [e["registrationId"] for e in c.cli_json("enrollment", "list")] == ["keep-me"]
     finally:
         c.down()
@@ -99,3 +102,42 @@ def test_up_reports_a_busy_port(tmp_path):
         port = s.getsockname()[1]
         p = run("cloud", "up", "--dir", str(tmp_path / "c"), "--port", str(port), check=False)
         assert p.returncode == 1 and "in use" in p.stderr
+
+
+def test_two_clouds_have_their_own_hub_names(tmp_path):
+    """Issue 11 item 6: two clouds on one machine never share a hub name, each server certificate
+    names its own hubs, and `up --json` gives the one /etc/hosts step that makes every name an
+    unmodified sample dials (Azure's global DPS host and the hubs) resolve to this machine."""
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    a, b = Cloud(str(tmp_path / "a")), Cloud(str(tmp_path / "b"))
+    try:
+        sa, sb = a.up(), b.up()
+        assert a.hub != b.hub and not set(sa["hubs"]) & set(sb["hubs"])
+        for c, st in ((a, sa), (b, sb)):
+            assert st["hostsLine"] == ("127.0.0.1 global.azure-devices-provisioning.net "
+                                       f"{c.hub} # tether cloud {c.scope}")
+            assert st["hostsStep"] == f"echo '{st['hostsLine']}' | sudo tee -a /etc/hosts"
+            assert st["hostsUndo"] == f"sudo sed -i '/# tether cloud {c.scope}$/d' /etc/hosts"
+            # text output: the hub and the same step
+            text = c.cli("status").stdout
+            assert f"hub           {c.hub} " in text and st["hostsStep"] in text
+        # a device registered on each cloud is assigned that cloud's hub and connects to it by
+        # name: SNI and the certificate's host name check use the hub name
+        for c in (a, b):
+            hub, key = provision(c, "twin-cloud-dev")
+            assert hub == c.hub
+            h = c.hub_device("twin-cloud-dev", password=sas_token(
+                f"{hub}/devices/twin-cloud-dev", key))
+            assert h.connect() == 0
+            h.close()
+        # the other cloud's hub name is not in this cloud's certificate: the check fails
+        key_a = a.cli_json("enrollment", "show", "twin-cloud-dev")["attestation"]["symmetricKey"][
+            "primaryKey"]
+        h = a.hub_device("twin-cloud-dev", hub=b.hub, password=sas_token(
+            f"{b.hub}/devices/twin-cloud-dev", key_a))
+        rc = h.connect()
+        assert isinstance(rc, ssl.SSLCertVerificationError) and "Hostname mismatch" in str(rc), rc
+    finally:
+        for c in (a, b):
+            c.down()

@@ -205,6 +205,7 @@ class Cloud:
         status = self.json("status")
         self.scope = status["idScope"]
         self.ca = status["caFile"]
+        self.hub = status["hubs"][0]  # the cloud's own default hub (named after its id scope)
 
     def cli(self, *args, check=True):
         return tether("cloud", *args, "--dir", self.dir, check=check)

@@ -30,7 +30,7 @@ def test_provision_remember_and_send(cloud, tmp_path, profile, kind):
     p, r, _ = run_json(bin_path, "register", *args)
     assert p.returncode == 0, p.stdout + p.stderr
     assert r["from_store"] is False
-    assert r["assigned_hub"] == "tether-hub-1.localhost" and r["device_id"] == reg_id
+    assert r["assigned_hub"] == cloud.hub and r["device_id"] == reg_id
     assert cloud.registrations(reg_id) == 1
 
     # A restart with a valid stored result does not call DPS.
@@ -56,7 +56,8 @@ def test_changed_credentials_or_damaged_record_reprovision(cloud, tmp_path):
     args = device_args(cloud, "dev-change", cred, state)
     assert run_json(TETHER, "register", *args)[0].returncode == 0
     text = state.read_text()
-    state.write_text(text.replace("tether-hub-1", "tether-hub-X"))  # checksum no longer matches
+    other = "T" + cloud.hub[1:]  # another hub name of the same length
+    state.write_text(text.replace(cloud.hub, other))  # checksum no longer matches
     p = tether("register", *args)
     assert p.returncode == 0
     assert "stored result not used: STORE_CORRUPT" in p.stdout
@@ -95,7 +96,7 @@ def test_throttling_honours_retry_after_and_5xx_is_retried(cloud, tmp_path):
     assert reg.returncode == 0, out + err
     assert "429 throttled; server asks to retry after 2.0 s" in out
     assert "503 server error; waiting" in out
-    assert "assigned to tether-hub-1.localhost" in out
+    assert f"assigned to {cloud.hub}" in out
 
 
 @pytest.mark.parametrize("profile", PROFILES)
@@ -173,11 +174,11 @@ def test_sas_token_is_renewed_before_it_expires(cloud, tmp_path, profile):
 def test_device_moved_to_another_hub_is_reprovisioned(cloud, tmp_path):
     cloud.cli("hub", "create", "tether-hub-2")
     cred = enroll(cloud, "x509-individual", "dev-move")
-    cloud.cli("enrollment", "update", "dev-move", "--hubs", "tether-hub-1.localhost",
+    cloud.cli("enrollment", "update", "dev-move", "--hubs", cloud.hub,
               "--allocation", "static")
     stale = tmp_path / "stale.state"
     args = device_args(cloud, "dev-move", cred, stale)
-    assert run_json(TETHER, "register", *args)[1]["assigned_hub"] == "tether-hub-1.localhost"
+    assert run_json(TETHER, "register", *args)[1]["assigned_hub"] == cloud.hub
     # The operator moves the device: a registration from elsewhere lands it on hub 2.
     cloud.cli("enrollment", "update", "dev-move", "--hubs", "tether-hub-2.localhost",
               "--allocation", "static")
@@ -196,7 +197,8 @@ def test_quickstart_runs_the_whole_flow_and_stops_its_cloud(tmp_path):
     p = tether("quickstart", "--dir", d, "--port", free_port(), timeout=180)
     assert p.returncode == 0, p.stdout + p.stderr
     out = p.stdout
-    assert "200 assigned to tether-hub-1.localhost as quickstart-device" in out
+    hub = json.loads(tether("cloud", "status", "--dir", d, "--json", check=True).stdout)["hubs"][0]
+    assert f"200 assigned to {hub} as quickstart-device" in out
     assert "messages sent     5 (0 unacknowledged)" in out
     assert 'method ping       200 {"pong":true}' in out
     assert "c2d received      1" in out
