@@ -130,8 +130,9 @@ int tc_on_acl_check(int event, void *event_data, void *userdata)
     int rc = s->kind == TC_USER_DPS ? dps_check(s, ed->access, ed->topic)
                                     : hub_check(s, ed->client, ed->access, ed->topic);
     if (rc != MOSQ_ERR_SUCCESS && ed->access != MOSQ_ACL_READ) {
-        /* DPS client ids live renamed in the broker (session.c): log the registration id. */
-        tc_log(MOSQ_LOG_NOTICE, "denied %s %s on %s", s->kind == TC_USER_DPS ? s->id : s->client_id,
+        /* s->id, not the client id: a DPS connection's is moved out of the hub's id space
+         * (auth.c dps_own_id_space) and no longer reads as the registration id */
+        tc_log(MOSQ_LOG_NOTICE, "denied %s %s on %s", s->id,
                ed->access == MOSQ_ACL_WRITE ? "publish" : "subscribe", ed->topic);
     }
     return rc;
