@@ -660,9 +660,10 @@ static int run_hub(device *d, const cli_args *a, bool send_only)
         cfg.connect_to = dial[0] ? dial : NULL;
         cfg.port = dial[0] ? dial_port : 8883;
         st = tether_hub_session_start(&hub, &d->conn.tls, &cfg);
-        if (tether_status_is_transient(st)) {
+        if (tether_status_is_transient(st) && !send_only) {
             /* The hub may be restarting: the session goes on with backoff, and the device
-             * registers again only if the hub stays unreachable (HUB_UNREACHABLE below). */
+             * registers again only if the hub stays unreachable (HUB_UNREACHABLE below).
+             * send is one attempt: its failure is reported at once. */
             if (!d->json)
                 printf("hub connect failed (%s): reconnecting with backoff\n",
                        tether_status_name(st));
