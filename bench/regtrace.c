@@ -94,7 +94,8 @@ int main(int argc, char **argv)
     cfg.id_scope = argv[4];
     cfg.registration_id = argv[5];
     cfg.tls.on_stage = on_stage;
-    cfg.tls.tls12_only = argc > 9 && strcmp(argv[9], "tls12") == 0;
+    cfg.tls.versions = argc > 9 && strcmp(argv[9], "tls12") == 0 ? TETHER_TLS_VERSIONS_1_2
+                                                                 : TETHER_TLS_VERSIONS_AZURE;
     cfg.on_progress = on_progress;
     tether_dps_result r;
     tether_status st = tether_dps_register(&dps, &tls, &cfg, &r);

@@ -23,6 +23,9 @@ extern const cli_option cli_keep_alive_options[];
  * [min, max] seconds, else the fallback; prints a usage error and returns false if invalid. */
 bool cli_keep_alive(const cli_args *a, long fallback, long min, long max, uint16_t *out);
 
+/* The TLS versions --tls12 and --tls13 ask for (Azure's split by host name if neither). */
+tether_tls_versions cli_tls_versions(const cli_args *a);
+
 /* A TLS connection made from command-line options. */
 typedef struct cli_tls {
     tether_tls tls;

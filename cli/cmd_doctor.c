@@ -268,7 +268,11 @@ static bool check_x509(doctor *d, const cli_args *a, const tether_tls_build_info
               "certificate message %zu B > TLS output buffer %zu B (profile %s): send a shorter "
               "chain, or build with an output buffer of at least %zu B (profile desktop)",
               message, b->out_content_len, b->profile, (message + 511) / 512 * 512);
-    check_fragment_length(d, a, b, b->tls13 && !cli_has(a, "tls12") ? message13 : message, verify);
+    /* TLS 1.3's Certificate message is the larger: it counts where 1.3 would be offered. */
+    tether_tls_options o = tether_tls_options_default();
+    o.host = cli_get(a, "endpoint") ? cli_get(a, "endpoint") : TETHER_DPS_GLOBAL_ENDPOINT;
+    o.versions = cli_tls_versions(a);
+    check_fragment_length(d, a, b, tether_tls_offers_tls13(&o) ? message13 : message, verify);
 out:
     mbedtls_x509_crt_free(&chain);
     mbedtls_pk_free(&key);

@@ -21,7 +21,10 @@ const cli_option cli_tls_options[] = {
     {"max-fragment", "N",
      "ask for records of at most N bytes (512..4096), or none; the Certificate message must "
      "fit"},
-    {"tls12", NULL, "offer TLS 1.2 only (builds with TLS 1.3 offer both)"},
+    {"tls12", NULL, "offer TLS 1.2 only"},
+    {"tls13", NULL,
+     "offer TLS 1.3 (and 1.2) to any host; by default only a hub's device host name "
+     "{hub}.device.{suffix} gets it, as only there does Azure speak 1.3"},
     {"heap-limit", "BYTES", "serve every mbedTLS allocation from an arena of this size"},
     {"sntp-server", "HOST[:PORT]", "set tether's clock from this SNTP server before connecting"},
     {"insecure", NULL, "do not verify the server (tests only; warns on every use)"},
@@ -29,6 +32,13 @@ const cli_option cli_tls_options[] = {
     {"json", NULL, "print one JSON document instead of text"},
     {NULL, NULL, NULL},
 };
+
+tether_tls_versions cli_tls_versions(const cli_args *a)
+{
+    if (cli_has(a, "tls12"))
+        return TETHER_TLS_VERSIONS_1_2;
+    return cli_has(a, "tls13") ? TETHER_TLS_VERSIONS_1_2_AND_1_3 : TETHER_TLS_VERSIONS_AZURE;
+}
 
 /* One definition for every command that opens an MQTT session (run, send, mqtt pub/sub): each
  * reads it with cli_keep_alive() and its own range and default. */
@@ -148,6 +158,10 @@ static int setup(cli_tls *c, const cli_args *a, const char *default_host, size_t
         fprintf(stderr, "tether: --cert and --key go together\n");
         return CLI_EXIT_USAGE;
     }
+    if (cli_has(a, "tls12") && cli_has(a, "tls13")) {
+        fprintf(stderr, "tether: --tls12 and --tls13 exclude each other\n");
+        return CLI_EXIT_USAGE;
+    }
     if (arena > 0)
         limit = (long)arena;
     if (limit > 0) {
@@ -186,7 +200,7 @@ static int setup_options_and_credentials(cli_tls *c, const cli_args *a, const ch
     c->opts.connect_host = cli_get(a, "connect-to");
     c->opts.port = (uint16_t)port;
     c->opts.max_fragment = no_mfl ? TETHER_TLS_MAX_FRAGMENT_NONE : (uint16_t)mfl;
-    c->opts.tls12_only = cli_has(a, "tls12");
+    c->opts.versions = cli_tls_versions(a);
     c->opts.insecure = cli_has(a, "insecure");
     c->opts.io_timeout_ms = 200;
     if (c->verbose) /* the sessions copy these options: DPS and hub handshakes are traced too */
@@ -295,7 +309,8 @@ void cli_json_string(FILE *f, const char *s, size_t len)
 static bool from_tls(tether_status st)
 {
     return (st >= TETHER_TLS_CA_PARSE_FAILED && st <= TETHER_TLS_FAILED) ||
-           st == TETHER_TLS_FRAGMENT_LENGTH_TOO_SMALL || st == TETHER_CLOCK_NOT_SET ||
+           st == TETHER_TLS_FRAGMENT_LENGTH_TOO_SMALL ||
+           st == TETHER_TLS_SERVER_SIGNATURE_REJECTED || st == TETHER_CLOCK_NOT_SET ||
            (st >= TETHER_DNS_FAILED && st <= TETHER_SOCKET_ERROR) || st == TETHER_ENTROPY_FAILED;
 }
 

@@ -71,6 +71,9 @@ const explain_mapping explain_mbedtls_status[] = {
     {-0x7780, 0, TETHER_TLS_FRAGMENT_LENGTH_TOO_SMALL,
      "a record_overflow alert after the client sent a handshake message (its Certificate) "
      "longer than the maximum fragment length it asked for"},
+    {-0x6600, 0, TETHER_TLS_SERVER_SIGNATURE_REJECTED,
+     "at the server's key exchange, TLS 1.2 chosen while the client offered 1.3 too: the "
+     "server signed with RSA-PSS, which mbedTLS 3.6.6 refuses in TLS 1.2"},
     {-0x7200, 0, TETHER_TLS_RECORD_TOO_LARGE,
      "when the record is larger than the input buffer (the server ignored fragment length)"},
     {-0x6800, 3, TETHER_TLS_HANDSHAKE_TIMEOUT, "the peer went quiet"},

@@ -369,9 +369,19 @@ static X509 *make_shaped(EVP_PKEY *key, const struct shape_cert *sc, enum cert_r
     return best;
 }
 
+/* Whether a shape's leaf names each hub's device host name {hub}.device.{suffix} (TLS 1.3).
+ * Not azure-ecc: its leaf is not padded to a known size, so every name adds to the record a
+ * device must hold, and the device endpoint (TLS 1.3) and the ECC certificate are separate
+ * previews at Azure; the 35 B more would end minimal's fit (2,048 B input buffer). */
+static bool names_device_hosts(const struct shape *sh)
+{
+    return strcmp(sh->name, "azure-ecc") != 0;
+}
+
 /* SAN text for the server certificate: the names devices dial (DPS as localhost or as
- * Azure's global DPS name, which unmodified samples hard-code) plus every hub host. */
-static char *server_san(sqlite3 *db)
+ * Azure's global DPS name, which unmodified samples hard-code) plus every hub host and, where
+ * the shape has them, their device host names. */
+static char *server_san(sqlite3 *db, const struct shape *sh)
 {
     size_t cap = 256;
     char *san = malloc(cap);
@@ -382,14 +392,21 @@ static char *server_san(sqlite3 *db)
     cJSON *h;
     cJSON_ArrayForEach(h, hubs)
     {
+        /* The hub's host name and its device host name, {hub}.device.{suffix}, where Azure
+         * (and the TLS shim) offer TLS 1.3 (PROTOCOL.md, "TLS"). */
         const char *host = tc_row_str(h, "host");
-        size_t need = strlen(san) + strlen(host) + 8;
+        char device[300];
+        device[0] = '\0';
+        if (names_device_hosts(sh)) {
+            tc_device_host_of(host, device, sizeof device);
+        }
+        size_t need = strlen(san) + strlen(host) + strlen(device) + 16;
         if (need > cap) {
             cap = need * 2;
             san = realloc(san, cap);
         }
-        strcat(san, ",DNS:");
-        strcat(san, host);
+        size_t at = strlen(san);
+        snprintf(san + at, cap - at, ",DNS:%s%s%s", host, device[0] ? ",DNS:" : "", device);
     }
     cJSON_Delete(hubs);
     return san;
@@ -488,7 +505,7 @@ static int issue_server(const char *dir, sqlite3 *db, const struct shape *sh)
         fail("the %s issuing CA in %s/pki is missing or unreadable", sh->name, dir);
         goto done;
     }
-    char *san = server_san(db);
+    char *san = server_san(db, sh);
     EVP_PKEY *key = make_key(sh->leaf.key);
     X509 *cert = strcmp(sh->name, "compact") == 0
                      ? make_cert(key, sh->leaf.cn, ROLE_SERVER, icert, ikey, 825, san)
@@ -615,8 +632,14 @@ int pki_server_sync(const char *dir, sqlite3 *db)
     cJSON_ArrayForEach(h, hubs)
     {
         const char *host = tc_row_str(h, "host");
+        char device[300] = "";
+        if (names_device_hosts(sh)) {
+            tc_device_host_of(host, device, sizeof device);
+        }
         if (cert != NULL &&
-            X509_check_host(cert, host, 0, X509_CHECK_FLAG_NO_WILDCARDS, NULL) != 1) {
+            (X509_check_host(cert, host, 0, X509_CHECK_FLAG_NO_WILDCARDS, NULL) != 1 ||
+             (device[0] != '\0' &&
+              X509_check_host(cert, device, 0, X509_CHECK_FLAG_NO_WILDCARDS, NULL) != 1))) {
             missing = 1;
         }
     }

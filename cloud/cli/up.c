@@ -256,16 +256,17 @@ static int write_conf(const char *dir, int port, int ws_port, const char *plugin
 
 /* The one step that lets an unmodified sample find this cloud (cloud/README.md, "Using the local
  * cloud with other SDKs"): an /etc/hosts line naming Azure's global DPS host and every hub host
- * of this cloud. Debian resolves with `hosts: files dns`, which knows no `*.localhost`, and
- * /etc/hosts is the one mechanism every resolver (glibc, musl, Node's dns.lookup) reads. The
- * trailing comment names the cloud, so the line can be found and removed again. Malloc'd. */
+ * of this cloud, each followed by its device host name (TLS 1.3). Debian resolves with `hosts:
+ * files dns`, which knows no `*.localhost`, and /etc/hosts is the one mechanism every resolver
+ * (glibc, musl, Node's dns.lookup) reads. The trailing comment names the cloud, so the line can be
+ * found and removed again. Malloc'd. */
 static char *hosts_line(const cJSON *hubs, const char *scope)
 {
     size_t cap = 128;
     const cJSON *h;
     cJSON_ArrayForEach(h, hubs)
     {
-        cap += strlen(tc_row_str(h, "host")) + 1;
+        cap += 2 * strlen(tc_row_str(h, "host")) + 10;
     }
     cap += strlen(scope);
     char *line = malloc(cap);
@@ -275,7 +276,10 @@ static char *hosts_line(const cJSON *hubs, const char *scope)
     size_t used = (size_t)snprintf(line, cap, "127.0.0.1 global.azure-devices-provisioning.net");
     cJSON_ArrayForEach(h, hubs)
     {
-        used += (size_t)snprintf(line + used, cap - used, " %s", tc_row_str(h, "host"));
+        char device[300];
+        tc_device_host_of(tc_row_str(h, "host"), device, sizeof device);
+        used += (size_t)snprintf(line + used, cap - used, " %s%s%s", tc_row_str(h, "host"),
+                                 device[0] != '\0' ? " " : "", device);
     }
     snprintf(line + used, cap - used, " # tether cloud %s", scope);
     return line;

@@ -374,3 +374,12 @@ void tc_reg_close(sqlite3 *db)
     }
     sqlite3_close(db);
 }
+
+void tc_device_host_of(const char *host, char *out, size_t size)
+{
+    const char *dot = strchr(host, '.');
+    out[0] = '\0';
+    if (dot != NULL && dot != host) {
+        snprintf(out, size, "%.*s.device%s", (int)(dot - host), host, dot);
+    }
+}

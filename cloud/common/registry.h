@@ -40,6 +40,10 @@ int tc_reg_meta_set(sqlite3 *db, const char *key, const char *value);
 const char *tc_row_str(const cJSON *row, const char *key); /* NULL if absent or not a string */
 int64_t tc_row_int(const cJSON *row, const char *key, int64_t def);
 
+/* A hub's device host name, {hub}.device.{suffix} (tether-3f9a01c2.device.localhost): where
+ * Azure, and the TLS shim, offer TLS 1.3 (PROTOCOL.md, "TLS"); "" if the host has no dot. */
+void tc_device_host_of(const char *host, char *out, size_t size);
+
 /* Create a hub (host = name + TC_HUB_DOMAIN). 0, or -1 when it exists or is invalid. */
 int tc_reg_hub_create(sqlite3 *db, const char *name);
 

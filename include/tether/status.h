@@ -144,6 +144,7 @@ typedef enum tether_status {
     /* Added after the groups above; values are stable, so new codes come last. */
     TETHER_TLS_FRAGMENT_LENGTH_TOO_SMALL,
     TETHER_STORE_NOT_DURABLE,
+    TETHER_TLS_SERVER_SIGNATURE_REJECTED,
 
     TETHER_STATUS_COUNT /**< Not a status: the number of codes. */
 } tether_status;

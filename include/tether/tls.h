@@ -74,26 +74,28 @@ typedef enum tether_tls_stage {
 /** What happened, with the numbers. Filled on every failure and kept until the next call. */
 typedef struct tether_tls_diag {
     tether_status status;
-    int mbedtls_code;       /**< Raw code as returned (negative), 0 if none. */
-    int mbedtls_high;       /**< High-level (SSL, X509, PK) part of the code, or 0. */
-    int mbedtls_low;        /**< Low-level (MPI, ECP, AES...) part of the code, or 0. */
-    tether_tls_stage stage; /**< The stage in progress when it failed (or the last one reached). */
-    int alert;              /**< Fatal alert received from the peer, -1 if none. */
-    uint32_t verify_flags;  /**< MBEDTLS_X509_BADCERT_* flags of the server verification. */
-    int sys_errno;          /**< errno of a socket failure, 0 if none. */
-    size_t bytes_sent;      /**< TCP bytes sent on this connection. */
-    size_t bytes_received;  /**< TCP bytes received on this connection. */
-    size_t heap_in_use;     /**< TLS heap in use when it failed. */
-    size_t heap_peak;       /**< TLS heap peak when it failed. */
-    size_t heap_cap;        /**< Heap limit in force (0 = none). */
-    size_t heap_request;    /**< Bytes asked for by the refused allocation. */
-    size_t heap_at_failure; /**< Bytes in use when it was refused. */
-    size_t needed;          /**< E.g. the Certificate message size, or the record length. */
-    size_t available;       /**< E.g. the output buffer, the input buffer, or the fragment
-                                 length asked for. */
-    uint8_t handshake_type; /**< The client's handshake message too large for the fragment
-                                 length: 11 Certificate, 15 CertificateVerify; 0 if none. */
-    int64_t clock_s;        /**< The wall clock when it failed (for CLOCK_NOT_SET). */
+    int mbedtls_code;        /**< Raw code as returned (negative), 0 if none. */
+    int mbedtls_high;        /**< High-level (SSL, X509, PK) part of the code, or 0. */
+    int mbedtls_low;         /**< Low-level (MPI, ECP, AES...) part of the code, or 0. */
+    tether_tls_stage stage;  /**< The stage in progress when it failed (or the last one reached). */
+    int alert;               /**< Fatal alert received from the peer, -1 if none. */
+    uint32_t verify_flags;   /**< MBEDTLS_X509_BADCERT_* flags of the server verification. */
+    int sys_errno;           /**< errno of a socket failure, 0 if none. */
+    size_t bytes_sent;       /**< TCP bytes sent on this connection. */
+    size_t bytes_received;   /**< TCP bytes received on this connection. */
+    size_t heap_in_use;      /**< TLS heap in use when it failed. */
+    size_t heap_peak;        /**< TLS heap peak when it failed. */
+    size_t heap_cap;         /**< Heap limit in force (0 = none). */
+    size_t heap_request;     /**< Bytes asked for by the refused allocation. */
+    size_t heap_at_failure;  /**< Bytes in use when it was refused. */
+    size_t needed;           /**< E.g. the Certificate message size, or the record length. */
+    size_t available;        /**< E.g. the output buffer, the input buffer, or the fragment
+                                  length asked for. */
+    uint8_t handshake_type;  /**< The client's handshake message too large for the fragment
+                                  length: 11 Certificate, 15 CertificateVerify; 0 if none. */
+    int64_t clock_s;         /**< The wall clock when it failed (for CLOCK_NOT_SET). */
+    uint16_t server_sig_alg; /**< TLS SignatureScheme the server's key exchange named, when
+                                  refused (TLS_SERVER_SIGNATURE_REJECTED); 0 if none. */
     char server_subject[128]; /**< Subject of the server's leaf certificate, if seen. */
     char server_issuer[128];  /**< Issuer at the top of the chain the server presented. */
     char trusted_roots[256];  /**< Subjects in the trust store, "; "-separated (verify failures). */
@@ -106,6 +108,25 @@ typedef void (*tether_tls_stage_fn)(void *context, tether_tls_stage stage,
 /** tether_tls_options.max_fragment: do not ask for a maximum fragment length at all. */
 #define TETHER_TLS_MAX_FRAGMENT_NONE 0xFFFFu
 
+/**
+ * Which TLS versions the client offers (tether_tls_options.versions).
+ *
+ * Azure splits them by host name (PROTOCOL.md, "TLS"; Microsoft: "TLS support in IoT Hub" and
+ * "TLS support in Azure IoT Hub Device Provisioning Service"): DPS and a hub's regular name
+ * `{hub}.azure-devices.net` speak TLS 1.2 only; TLS 1.3 is offered only on a hub's separate
+ * device host name, `{hub}.device.{suffix}`. Offering 1.3 to a 1.2-only server costs a TLS 1.3
+ * key share in the ClientHello for nothing, and with mbedTLS 3.6.6 it fails against an RSA
+ * server that then signs its TLS 1.2 key exchange with RSA-PSS (which a 1.3-capable client
+ * lists): ::TETHER_TLS_SERVER_SIGNATURE_REJECTED.
+ */
+typedef enum tether_tls_versions {
+    /** Azure's split (the default): TLS 1.2 and 1.3 to a host name of the form
+     *  `{hub}.device.{suffix}` (tether_tls_is_device_host_name()), TLS 1.2 to every other. */
+    TETHER_TLS_VERSIONS_AZURE = 0,
+    TETHER_TLS_VERSIONS_1_2,         /**< TLS 1.2 only, to every host. */
+    TETHER_TLS_VERSIONS_1_2_AND_1_3, /**< Both to every host (a server of your own). */
+} tether_tls_versions;
+
 /** Connection options; start from tether_tls_options_default(). */
 typedef struct tether_tls_options {
     const char *host;         /**< Server name: SNI and certificate verification. */
@@ -115,8 +136,9 @@ typedef struct tether_tls_options {
     uint32_t handshake_timeout_ms;
     uint32_t io_timeout_ms; /**< How long recv waits before returning 0 ("try again"). */
     uint16_t max_fragment;  /**< 0 = profile default; else 512, 1024, 2048 or 4096. */
-    bool tls12_only;        /**< Do not offer TLS 1.3 even if this build has it. */
-    bool insecure;          /**< Skip server verification. Tests only; callers must warn. */
+    /** Versions offered; a build without TLS 1.3 offers 1.2 whatever this says. */
+    tether_tls_versions versions;
+    bool insecure; /**< Skip server verification. Tests only; callers must warn. */
     /** Connect even when a handshake message exceeds max_fragment (see
      *  tether_tls_check_fragment_length()): to see how a server answers. Tests only. */
     bool send_oversized_handshake;
@@ -183,6 +205,19 @@ typedef struct tether_tls_build_info {
     bool variable_buffers;
     uint16_t default_max_fragment; /**< 0 when the profile does not ask for one. */
 } tether_tls_build_info;
+
+/**
+ * Whether @p host has the form of an IoT hub's device host name, `{hub}.device.{suffix}`: a
+ * first label, then the label `device` (any case), then at least one more label. Such hosts
+ * are where Azure offers TLS 1.3.
+ */
+bool tether_tls_is_device_host_name(const char *host);
+
+/**
+ * Whether a connection with @p opts offers TLS 1.3: never in a build without it; with
+ * ::TETHER_TLS_VERSIONS_AZURE only to a device host name (opts->host).
+ */
+bool tether_tls_offers_tls13(const tether_tls_options *opts);
 
 /** The facts of this build. */
 void tether_tls_get_build_info(tether_tls_build_info *out);

@@ -349,6 +349,13 @@ static const status_entry table[] = {
          "the client's Certificate message exceeds the maximum fragment length asked for",
          "mbedTLS sends it in one record (the server answers record_overflow): ask for a "
          "larger fragment length, or none, or send a shorter chain"},
+    [TETHER_TLS_SERVER_SIGNATURE_REJECTED] =
+        {"TLS_SERVER_SIGNATURE_REJECTED",
+         "the server signed its TLS 1.2 key exchange with RSA-PSS, which this mbedTLS refuses "
+         "when the client also offers TLS 1.3",
+         "offer TLS 1.2 only to this server (--tls12, or leave out --tls13: by default TLS 1.3 "
+         "goes only to a hub's device host name); mbedTLS 3.6.6 has this fault, fixed upstream "
+         "after it (Mbed-TLS/mbedtls#10674)"},
 };
 
 _Static_assert(sizeof table / sizeof table[0] == TETHER_STATUS_COUNT,

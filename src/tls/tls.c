@@ -8,6 +8,7 @@
 #include "tether/tls.h"
 
 #include <stdio.h>
+#include <ctype.h>
 #include <string.h>
 
 #include "mbedtls/ecdsa.h"
@@ -58,6 +59,35 @@ tether_tls_options tether_tls_options_default(void)
     o.handshake_timeout_ms = 30000;
     o.io_timeout_ms = 1000;
     return o;
+}
+
+bool tether_tls_is_device_host_name(const char *host)
+{
+    if (host == NULL)
+        return false;
+    const char *dot = strchr(host, '.');
+    if (dot == NULL || dot == host)
+        return false;
+    /* "device." and at least one more label, as Azure's {hub}.device.azure-devices.net */
+    const char *rest = dot + 1;
+    static const char label[] = "device.";
+    for (size_t i = 0; i < sizeof label - 1; i++)
+        if (rest[i] == 0 || tolower((unsigned char)rest[i]) != label[i])
+            return false;
+    return rest[7] != 0 && rest[7] != '.';
+}
+
+bool tether_tls_offers_tls13(const tether_tls_options *opts)
+{
+#if defined(MBEDTLS_SSL_PROTO_TLS1_3)
+    if (opts == NULL || opts->versions == TETHER_TLS_VERSIONS_1_2)
+        return false;
+    return opts->versions == TETHER_TLS_VERSIONS_1_2_AND_1_3 ||
+           tether_tls_is_device_host_name(opts->host);
+#else
+    (void)opts;
+    return false;
+#endif
 }
 
 static int entropy_source(void *data, unsigned char *out, size_t len, size_t *olen)
@@ -455,11 +485,8 @@ tether_status tether_tls_check_fragment_length(tether_tls *tls, const tether_tls
     if (tls == NULL || opts == NULL)
         return TETHER_INVALID_ARGUMENT;
     size_t limit = tether_tls_fragment_limit(opts), size = 0;
-#if defined(MBEDTLS_SSL_PROTO_TLS1_3)
-    bool tls13 = !opts->tls12_only; /* the server may choose it: count its larger message */
-#else
-    bool tls13 = false;
-#endif
+    bool tls13 = tether_tls_offers_tls13(opts); /* the server may choose it: count its larger
+                                                  message */
     uint8_t type = oversized_message(tls, limit, tls13, &size);
     if (type == 0)
         return TETHER_OK;
@@ -681,7 +708,7 @@ static int configure(tether_tls *tls)
         MBEDTLS_SSL_IANA_TLS_GROUP_SECP384R1, MBEDTLS_SSL_IANA_TLS_GROUP_NONE};
     mbedtls_ssl_conf_groups(&tls->conf, groups);
     mbedtls_ssl_conf_min_tls_version(&tls->conf, MBEDTLS_SSL_VERSION_TLS1_2);
-    if (tls->opts.tls12_only)
+    if (!tether_tls_offers_tls13(&tls->opts))
         mbedtls_ssl_conf_max_tls_version(&tls->conf, MBEDTLS_SSL_VERSION_TLS1_2);
     if (tls->opts.insecure) {
         mbedtls_ssl_conf_authmode(&tls->conf, MBEDTLS_SSL_VERIFY_NONE);
@@ -1013,6 +1040,33 @@ static int pending_alert(tether_tls *tls)
     return -1;
 }
 
+/* mbedTLS 3.6.6's TLS 1.2 client refuses an RSA-PSS SignatureScheme (0x08xx) in the server's
+ * ServerKeyExchange, although its own 1.2+1.3 ClientHello offered it (Mbed-TLS/mbedtls#10674):
+ * returns the scheme when that is what failed, else 0. The message is still in the input
+ * buffer: ECParameters (curve_type 3 = named_curve, the group, the point), then the scheme. */
+static uint16_t refused_server_sig_alg(const tether_tls *tls, int ret)
+{
+#if defined(MBEDTLS_SSL_PROTO_TLS1_3) && defined(MBEDTLS_SSL_PROTO_TLS1_2)
+    const mbedtls_ssl_context *ssl = &tls->ssl;
+    if (ret != MBEDTLS_ERR_SSL_ILLEGAL_PARAMETER || !tether_tls_offers_tls13(&tls->opts) ||
+        ssl->state != MBEDTLS_SSL_SERVER_KEY_EXCHANGE ||
+        ssl->tls_version != MBEDTLS_SSL_VERSION_TLS1_2 || ssl->in_msg == NULL ||
+        ssl->in_msgtype != MBEDTLS_SSL_MSG_HANDSHAKE || ssl->in_hslen < 4 + 4 + 2 ||
+        ssl->in_hslen > MBEDTLS_SSL_IN_CONTENT_LEN ||
+        ssl->in_msg[0] != MBEDTLS_SSL_HS_SERVER_KEY_EXCHANGE || ssl->in_msg[4] != 3)
+        return 0;
+    size_t at = 4 + 3 + 1 + (size_t)ssl->in_msg[4 + 3]; /* after the point */
+    if (at + 2 > ssl->in_hslen)
+        return 0;
+    uint16_t scheme = (uint16_t)((ssl->in_msg[at] << 8) | ssl->in_msg[at + 1]);
+    return (scheme >> 8) == 0x08 ? scheme : 0;
+#else
+    (void)tls;
+    (void)ret;
+    return 0;
+#endif
+}
+
 /* The largest record the input buffer takes now. With variable buffers mbedTLS 3.6 shrinks
  * it once connected, to the fragment length the client asked for or, when it asked for none,
  * to the smaller of the two buffers, whether or not the server agreed. */
@@ -1047,6 +1101,8 @@ tether_status tether_tls_fail(tether_tls *tls, int ret)
     tether_status st = TETHER_TLS_FAILED;
     if (tether_mbedtls_is_alloc_failure(ret) || d->heap_request != 0) {
         st = TETHER_TLS_ALLOC_FAILED;
+    } else if ((d->server_sig_alg = refused_server_sig_alg(tls, ret)) != 0) {
+        st = TETHER_TLS_SERVER_SIGNATURE_REJECTED;
     } else if (high == MBEDTLS_ERR_SSL_BUFFER_TOO_SMALL &&
                d->stage == TETHER_TLS_STAGE_CLIENT_CERTIFICATE) {
         st = TETHER_TLS_CERT_CHAIN_TOO_LARGE;

@@ -297,6 +297,17 @@ void tether_tls_describe(const tether_tls_diag *d, char *buf, size_t len)
             (unsigned long)d->needed, (unsigned long)d->available);
         add(&t, "  fix: %s\n", tether_status_hint(d->status));
         break;
+    case TETHER_TLS_SERVER_SIGNATURE_REJECTED: {
+        static const char *const pss[] = {"rsa_pss_rsae_sha256", "rsa_pss_rsae_sha384",
+                                          "rsa_pss_rsae_sha512"};
+        unsigned low = d->server_sig_alg & 0xffu;
+        add(&t,
+            "  the server chose TLS 1.2 and signed its ServerKeyExchange with %s (0x%04x), which "
+            "the client listed because it also offered TLS 1.3\n",
+            low >= 4 && low <= 6 ? pss[low - 4] : "an RSA-PSS scheme", (unsigned)d->server_sig_alg);
+        add(&t, "  fix: %s\n", tether_status_hint(d->status));
+        break;
+    }
     case TETHER_TLS_FRAGMENT_LENGTH_TOO_SMALL: {
         /* The words name the message, the numbers and mbedTLS's limit: the fix follows. */
         const char *what = d->handshake_type == MBEDTLS_SSL_HS_CERTIFICATE_VERIFY

@@ -115,8 +115,9 @@ def test_two_clouds_have_their_own_hub_names(tmp_path):
         sa, sb = a.up(), b.up()
         assert a.hub != b.hub and not set(sa["hubs"]) & set(sb["hubs"])
         for c, st in ((a, sa), (b, sb)):
+            device_host = c.hub.replace(".", ".device.", 1)  # TLS 1.3 (PROTOCOL.md, "TLS")
             assert st["hostsLine"] == ("127.0.0.1 global.azure-devices-provisioning.net "
-                                       f"{c.hub} # tether cloud {c.scope}")
+                                       f"{c.hub} {device_host} # tether cloud {c.scope}")
             assert st["hostsStep"] == f"echo '{st['hostsLine']}' | sudo tee -a /etc/hosts"
             assert st["hostsUndo"] == f"sudo sed -i '/# tether cloud {c.scope}$/d' /etc/hosts"
             # text output: the hub and the same step

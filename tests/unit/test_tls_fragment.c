@@ -82,7 +82,7 @@ static void check_names_the_message_that_does_not_fit(void **state)
     (void)state;
     assert_int_equal(tether_tls_init(&tls), TETHER_OK);
     tether_tls_options o = tether_tls_options_default();
-    o.tls12_only = true;
+    o.versions = TETHER_TLS_VERSIONS_1_2;
     o.max_fragment = 1024;
     /* No identity: nothing of the client's can be too large. */
     assert_int_equal(tether_tls_check_fragment_length(&tls, &o), TETHER_OK);
