@@ -9,6 +9,7 @@
 #include "tether/dps_session.h"
 #include "tether/hub_session.h"
 #include "tether/port.h"
+#include "tether/sntp.h"
 #include "tether/sas.h"
 #include "tether/store.h"
 
@@ -321,7 +322,7 @@ static int do_register(device *d)
     snprintf(d->record.device_id, sizeof d->record.device_id, "%s", r.device_id);
     if (d->dial_host[0])
         snprintf(d->record.connect_to, sizeof d->record.connect_to, "%s", cli_get(a, "connect-to"));
-    d->record.assigned_at = tether_port_time_s();
+    d->record.assigned_at = tether_clock_unix_s();
     d->registered_now = true;
     d->elapsed_ms = r.elapsed_ms;
     if (!d->json)

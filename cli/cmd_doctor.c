@@ -78,7 +78,7 @@ static void format_time(const mbedtls_x509_time *t, char *buf, size_t len)
 
 static void format_now(char *buf, size_t len)
 {
-    mbedtls_time_t now = (mbedtls_time_t)tether_port_time_s();
+    mbedtls_time_t now = (mbedtls_time_t)tether_clock_unix_s();
     struct tm tm;
     if (mbedtls_platform_gmtime_r(&now, &tm) == NULL ||
         strftime(buf, len, "%Y-%m-%d %H:%M UTC", &tm) == 0)
@@ -538,7 +538,7 @@ int cmd_doctor(int argc, char **argv)
             key = derived;
         }
         if (st == TETHER_OK)
-            st = tether_sas_dps_token(scope, reg_id, key, (uint64_t)tether_port_time_s() + 3600,
+            st = tether_sas_dps_token(scope, reg_id, key, (uint64_t)tether_clock_unix_s() + 3600,
                                       token, sizeof token, &len);
         if (st == TETHER_OK)
             check(&d, "PASS", "key", "symmetric key is valid base64; a DPS token can be signed");
@@ -550,7 +550,7 @@ int cmd_doctor(int argc, char **argv)
 
     char now[40];
     format_now(now, sizeof now);
-    if (tether_clock_is_set(tether_port_time_s()))
+    if (tether_clock_is_set(tether_clock_unix_s()))
         check(&d, "PASS", "clock", "clock is set: %s", now);
     else
         check(&d, "FAIL", "clock",

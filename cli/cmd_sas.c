@@ -3,6 +3,7 @@
 
 #include "cli.h"
 #include "tether/port.h"
+#include "tether/sntp.h"
 #include "tether/sas.h"
 
 static const cli_option sas_options[] = {
@@ -42,7 +43,7 @@ int cmd_sas(int argc, char **argv)
     char out[1024];
     size_t len = 0;
     tether_status st;
-    uint64_t expiry = (uint64_t)tether_port_time_s() + (uint64_t)ttl;
+    uint64_t expiry = (uint64_t)tether_clock_unix_s() + (uint64_t)ttl;
     if (strcmp(what, "derive-key") == 0) {
         if (!cli_get(&a, "group-key") || !cli_get(&a, "registration-id")) {
             fprintf(stderr, "tether: derive-key needs --group-key and --registration-id\n");

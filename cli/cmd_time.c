@@ -82,9 +82,7 @@ tether_status cli_sync_clock(const char *server, bool verbose, bool json)
     }
     /* The offset was measured against tether's clock, which may be corrected already (doctor
      * syncs, then the connection's set-up syncs again): add it, never replace. */
-    static int64_t applied_ms;
-    applied_ms += r.offset_ms;
-    tether_port_set_time_offset_ms(applied_ms);
+    tether_clock_set_offset_ms(tether_clock_offset_ms() + r.offset_ms);
     if (verbose)
         fprintf(stderr, "clock set from %s (stratum %u): offset %+lld ms, round trip %lld ms\n",
                 server, (unsigned)r.reply.stratum, (long long)r.offset_ms, (long long)r.delay_ms);
@@ -124,7 +122,7 @@ int cmd_time(int argc, char **argv)
         return CLI_EXIT_USAGE;
     }
     bool json = cli_has(&a, "json");
-    int64_t before = tether_port_time_s();
+    int64_t before = tether_clock_unix_s();
     tether_sntp_result r;
     tether_status st = query(server, &r);
     if (st == TETHER_INVALID_ARGUMENT) {

@@ -15,6 +15,7 @@
 #include "tether/dps_session.h"
 #include "tether/hub_session.h"
 #include "tether/port.h"
+#include "tether/sntp.h"
 #include "tether/status.h"
 #include "tether/store.h"
 #include "tether/tls.h"
@@ -124,7 +125,7 @@ static tether_status provision(const tether_store *store, const tether_provision
     record = *me;
     strncpy(record.assigned_hub, result.assigned_hub, sizeof record.assigned_hub - 1);
     strncpy(record.device_id, result.device_id, sizeof record.device_id - 1);
-    record.assigned_at = tether_port_time_s();
+    record.assigned_at = tether_clock_unix_s();
     st = tether_store_save(store, scratch, sizeof scratch, &record);
     if (st != TETHER_OK)
         device_log("record not saved", st);

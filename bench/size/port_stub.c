@@ -51,19 +51,9 @@ uint64_t tether_port_now_ms(void)
     return 0;
 }
 
-int64_t tether_port_time_s(void)
+int64_t tether_port_wall_ms(void)
 {
     return 0;
-}
-
-int64_t tether_port_time_ms(void)
-{
-    return 0;
-}
-
-void tether_port_set_time_offset_ms(int64_t offset_ms)
-{
-    (void)offset_ms;
 }
 
 tether_status tether_port_udp_exchange(const char *host, uint16_t port, const uint8_t *request,

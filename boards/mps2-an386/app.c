@@ -23,6 +23,7 @@
 #include "tether/hub_session.h"
 #include "tether/nor_store.h"
 #include "tether/port.h"
+#include "tether/sntp.h"
 #include "tether/status.h"
 #include "tether/store.h"
 #include "tether/tls.h"
@@ -177,7 +178,7 @@ static tether_status registration(const tether_store *store)
     strncpy(record.assigned_hub, result.assigned_hub, sizeof record.assigned_hub - 1);
     strncpy(record.device_id, result.device_id, sizeof record.device_id - 1);
     strncpy(record.connect_to, factory_connect_to, sizeof record.connect_to - 1);
-    record.assigned_at = tether_port_time_s();
+    record.assigned_at = tether_clock_unix_s();
     st = tether_store_save(store, scratch, sizeof scratch, &record);
     if (st != TETHER_OK) {
         fail("record save", st);
@@ -294,7 +295,7 @@ static int device_flow(const tether_store *store)
     st = tether_tls_connect(&tls, &o);
     flow.clock_gate_held = st == TETHER_CLOCK_NOT_SET;
     board_printf("CLOCK before the modem's time: TLS %s (clock reads %ld s)\n",
-                 tether_status_name(st), (long)tether_port_time_s());
+                 tether_status_name(st), (long)tether_clock_unix_s());
     if (st == TETHER_OK)
         tether_tls_close(&tls);
     st = tether_cortex_m_sync_time();
@@ -303,7 +304,7 @@ static int device_flow(const tether_store *store)
         report();
         return 1;
     }
-    board_printf("CLOCK set from the modem: %ld s\n", (long)tether_port_time_s());
+    board_printf("CLOCK set from the modem: %ld s\n", (long)tether_clock_unix_s());
 
     tether_provisioning_record me = record;
     st = tether_store_load(store, scratch, sizeof scratch, &me, &record);

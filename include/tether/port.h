@@ -70,17 +70,13 @@ void tether_port_tcp_close(tether_socket *sock);
 /** Monotonic milliseconds since an arbitrary start; never goes back. */
 uint64_t tether_port_now_ms(void);
 
-/** Wall-clock time in Unix seconds (may be wrong before the clock is set), offset included. */
-int64_t tether_port_time_s(void);
-
-/** Wall-clock time in Unix milliseconds, offset included. */
-int64_t tether_port_time_ms(void);
-
 /**
- * Corrects the wall clock tether sees by @p offset_ms (from SNTP), without touching the
- * system's: a device with no battery-backed clock keeps this offset until it reboots.
+ * The platform's wall clock in Unix milliseconds, as the platform knows it: the system clock
+ * (POSIX CLOCK_REALTIME), an RTC, or, on a board with neither, its uptime (which reads 1970,
+ * so the clock gate refuses TLS until the time is learnt). The port keeps no correction:
+ * tether adds its own offset (tether_clock_set_offset_ms(), sntp.h), the same on every port.
  */
-void tether_port_set_time_offset_ms(int64_t offset_ms);
+int64_t tether_port_wall_ms(void);
 
 /**
  * Sends one UDP datagram to @p host:@p port and waits up to @p timeout_ms for one reply from

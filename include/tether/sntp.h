@@ -11,7 +11,7 @@
  * @code
  * tether_sntp_result r;
  * if (tether_sntp_query("pool.ntp.org", 123, 3000, &r) == TETHER_OK)
- *     tether_port_set_time_offset_ms(r.offset_ms);
+ *     tether_clock_set_offset_ms(tether_clock_offset_ms() + r.offset_ms);
  * @endcode
  */
 #ifndef TETHER_SNTP_H
@@ -74,6 +74,26 @@ int tether_clock_is_set(int64_t unix_s);
 
 /** The floor used by tether_clock_is_set(), in Unix seconds. */
 int64_t tether_clock_floor(void);
+
+/**
+ * tether's wall clock in Unix milliseconds: the port's (tether_port_wall_ms()) plus the offset
+ * set by tether_clock_set_offset_ms(). Everything in tether reads the time through this (TLS
+ * certificate dates, SAS expiry, the clock gate); the system clock is never changed.
+ */
+int64_t tether_clock_unix_ms(void);
+
+/** tether_clock_unix_ms() in whole seconds, rounded down (also before 1970). */
+int64_t tether_clock_unix_s(void);
+
+/**
+ * Sets the correction added to the port's wall clock, in ms (from SNTP, a modem's time of
+ * day, a gateway): it replaces the previous one. Process-wide, as the clock is; a device with
+ * no battery-backed clock keeps it until it reboots.
+ */
+void tether_clock_set_offset_ms(int64_t offset_ms);
+
+/** The correction in force (0 until set). */
+int64_t tether_clock_offset_ms(void);
 
 #ifdef __cplusplus
 }

@@ -105,7 +105,7 @@ tether_status tether_sntp_query(const char *host, uint16_t port, uint32_t timeou
     uint8_t req[TETHER_SNTP_PACKET_LEN], reply[128];
     tether_sntp_encode_request(req, nonce);
     /* Elapsed time from the monotonic clock: the wall clock may be anything, even 1970. */
-    int64_t t1 = tether_port_time_ms();
+    int64_t t1 = tether_clock_unix_ms();
     uint64_t start = tether_port_now_ms();
     size_t len = 0;
     st = tether_port_udp_exchange(host, port, req, sizeof req, reply, sizeof reply, &len,
@@ -119,6 +119,30 @@ tether_status tether_sntp_query(const char *host, uint16_t port, uint32_t timeou
     tether_sntp_compute(t1, out->reply.receive_ms, out->reply.transmit_ms, t4, &out->offset_ms,
                         &out->delay_ms);
     return TETHER_OK;
+}
+
+/* Process-wide by nature: there is one wall clock. */
+static int64_t clock_offset_ms;
+
+int64_t tether_clock_unix_ms(void)
+{
+    return tether_port_wall_ms() + clock_offset_ms;
+}
+
+int64_t tether_clock_unix_s(void)
+{
+    int64_t ms = tether_clock_unix_ms();
+    return ms >= 0 ? ms / 1000 : -((-ms + 999) / 1000);
+}
+
+void tether_clock_set_offset_ms(int64_t offset_ms)
+{
+    clock_offset_ms = offset_ms;
+}
+
+int64_t tether_clock_offset_ms(void)
+{
+    return clock_offset_ms;
 }
 
 int64_t tether_clock_floor(void)

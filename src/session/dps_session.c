@@ -124,7 +124,7 @@ static tether_status open_connection(tether_dps_session *s, tether_tls *tls)
     co.keep_alive_s = 60;
     if (cfg->sas_key != NULL) {
         /* A fresh token per connection: its expiry counts from now. */
-        uint64_t expiry = (uint64_t)tether_port_time_s() + cfg->sas_ttl_s;
+        uint64_t expiry = (uint64_t)tether_clock_unix_s() + cfg->sas_ttl_s;
         st = tether_sas_dps_token(cfg->id_scope, cfg->registration_id, cfg->sas_key, expiry,
                                   s->password, sizeof s->password - 1, &len);
         if (st != TETHER_OK) {
@@ -239,7 +239,7 @@ tether_status tether_dps_register(tether_dps_session *s, tether_tls *tls,
     if (st != TETHER_OK)
         return st;
     s->username[len] = 0;
-    if (cfg->sas_key != NULL && !tether_clock_is_set(tether_port_time_s()))
+    if (cfg->sas_key != NULL && !tether_clock_is_set(tether_clock_unix_s()))
         return TETHER_CLOCK_NOT_SET; /* A token's expiry means nothing on an unset clock. */
 
     st = tether_session_mqtt_init(&s->mqtt, s->tx, sizeof s->tx, s->rx, sizeof s->rx, s->store,

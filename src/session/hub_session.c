@@ -240,7 +240,7 @@ static tether_status connect_once(tether_hub_session *s, bool *accepted)
     co.clean_session = true;
     co.keep_alive_s = cfg->keep_alive_s;
     if (st == TETHER_OK && cfg->sas_key != NULL) {
-        uint64_t expiry = (uint64_t)tether_port_time_s() + cfg->sas_ttl_s;
+        uint64_t expiry = (uint64_t)tether_clock_unix_s() + cfg->sas_ttl_s;
         size_t plen = 0;
         st = tether_sas_hub_token(&s->id, cfg->sas_key, expiry, s->password, sizeof s->password - 1,
                                   &plen);
@@ -333,7 +333,7 @@ tether_status tether_hub_session_start(tether_hub_session *s, tether_tls *tls,
     if (st != TETHER_OK)
         return st;
     s->username[len] = 0;
-    if (cfg->sas_key != NULL && !tether_clock_is_set(tether_port_time_s()))
+    if (cfg->sas_key != NULL && !tether_clock_is_set(tether_clock_unix_s()))
         return TETHER_CLOCK_NOT_SET;
 
     st = tether_session_mqtt_init(&s->mqtt, s->tx, sizeof s->tx, s->rx, sizeof s->rx, s->queue,

@@ -119,7 +119,7 @@ psa_status_t mbedtls_psa_external_get_random(mbedtls_psa_external_random_context
 /* mbedTLS checks certificate dates against this clock: the port's, SNTP-corrected. */
 static mbedtls_time_t port_time(mbedtls_time_t *out)
 {
-    mbedtls_time_t now = (mbedtls_time_t)tether_port_time_s();
+    mbedtls_time_t now = (mbedtls_time_t)tether_clock_unix_s();
     if (out)
         *out = now;
     return now;
@@ -791,7 +791,7 @@ tether_status tether_tls_connect(tether_tls *tls, const tether_tls_options *opts
         return TETHER_TLS_NO_TRUST_ANCHOR;
     }
     /* The clock gate: certificate dates mean nothing on a clock that was never set. */
-    tls->diag.clock_s = tether_port_time_s();
+    tls->diag.clock_s = tether_clock_unix_s();
     if (!opts->insecure && !tether_clock_is_set(tls->diag.clock_s)) {
         tls->diag.status = TETHER_CLOCK_NOT_SET;
         return TETHER_CLOCK_NOT_SET;

@@ -322,19 +322,9 @@ uint64_t tether_port_now_ms(void)
     return clock_ms;
 }
 
-int64_t tether_port_time_s(void)
+int64_t tether_port_wall_ms(void)
 {
-    return 1900000000 + (int64_t)(clock_ms / 1000u);
-}
-
-int64_t tether_port_time_ms(void)
-{
-    return tether_port_time_s() * 1000;
-}
-
-void tether_port_set_time_offset_ms(int64_t offset_ms)
-{
-    (void)offset_ms;
+    return 1900000000000 + (int64_t)clock_ms;
 }
 
 void tether_port_sleep_ms(uint32_t ms)

@@ -7,6 +7,7 @@
 
 #include <string.h>
 
+#include "tether/port.h"
 #include "tether/sntp.h"
 
 #define NONCE 0x0123456789ABCDEFull
@@ -117,6 +118,27 @@ static void clock_gate_uses_the_build_day(void **state)
     assert_true(tether_clock_floor() > 1767225600 - 1); /* built in 2026 or later */
 }
 
+/* tether's clock is the port's wall clock plus one offset, kept in the core for every port. */
+static void clock_is_the_port_wall_clock_plus_the_offset(void **state)
+{
+    (void)state;
+    assert_int_equal(tether_clock_offset_ms(), 0);
+    int64_t wall = tether_port_wall_ms();
+    int64_t mine = tether_clock_unix_ms();
+    assert_true(mine >= wall && mine - wall < 1000);
+
+    tether_clock_set_offset_ms(-wall - 1500); /* about 1.5 s before 1970 */
+    assert_int_equal(tether_clock_offset_ms(), -wall - 1500);
+    mine = tether_clock_unix_ms();
+    assert_true(mine >= -1500 && mine < -1000);
+    assert_int_equal(tether_clock_unix_s(), -2); /* rounded down, not toward zero */
+
+    tether_clock_set_offset_ms(86400000); /* replaces, does not add */
+    int64_t s = tether_clock_unix_s();
+    assert_true(s - tether_port_wall_ms() / 1000 >= 86399 && s - wall / 1000 <= 86401);
+    tether_clock_set_offset_ms(0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -126,6 +148,7 @@ int main(void)
         cmocka_unit_test(replies_that_are_refused),
         cmocka_unit_test(offset_and_delay),
         cmocka_unit_test(clock_gate_uses_the_build_day),
+        cmocka_unit_test(clock_is_the_port_wall_clock_plus_the_offset),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -10,6 +10,7 @@
 #include "mbedtls/platform_time.h"
 #include "mbedtls/platform_util.h"
 #include "tether/port.h"
+#include "tether/sntp.h"
 #include "tether/transport.h"
 
 /* SysTick (ARMv7-M architecture reference manual, B3.3). */
@@ -23,7 +24,6 @@
 
 static volatile uint32_t ticks_lo;
 static volatile uint32_t ticks_hi;
-static int64_t time_offset_ms;
 static tether_modem modem;
 
 void SysTick_Handler(void)
@@ -90,7 +90,7 @@ tether_status tether_cortex_m_sync_time(void)
     int64_t unix_ms = 0;
     tether_status st = tether_modem_time_ms(&modem, &unix_ms);
     if (st == TETHER_OK)
-        tether_port_set_time_offset_ms(unix_ms - (int64_t)tether_port_now_ms());
+        tether_clock_set_offset_ms(unix_ms - tether_port_wall_ms());
     return st;
 }
 
@@ -140,20 +140,11 @@ void tether_port_tcp_close(tether_socket *sock)
 
 /* ---- clocks and sleep ---------------------------------------------------------------------- */
 
-int64_t tether_port_time_ms(void)
+/* No RTC: the wall clock is the uptime (1970 at boot) until tether_cortex_m_sync_time() sets
+ * tether's offset from the modem. */
+int64_t tether_port_wall_ms(void)
 {
-    return (int64_t)tether_port_now_ms() + time_offset_ms;
-}
-
-int64_t tether_port_time_s(void)
-{
-    int64_t ms = tether_port_time_ms();
-    return ms >= 0 ? ms / 1000 : -((-ms + 999) / 1000);
-}
-
-void tether_port_set_time_offset_ms(int64_t offset_ms)
-{
-    time_offset_ms = offset_ms;
+    return (int64_t)tether_port_now_ms();
 }
 
 /* MBEDTLS_PLATFORM_MS_TIME_ALT: mbedTLS's millisecond clock is SysTick. */

@@ -5,7 +5,7 @@
  *
  * Call tether_cortex_m_init() once from main(), with interrupts enabled, before any other
  * tether function. The wall clock reads 1970 + uptime until tether_cortex_m_sync_time()
- * (or SNTP through tether_port_set_time_offset_ms()) sets it, so the clock gate refuses TLS
+ * (or SNTP through tether_clock_set_offset_ms()) sets it, so the clock gate refuses TLS
  * until then. Entropy: see tether_port_entropy() in port_cortex_m.c (emulation-only source on
  * the emulated board; a TRNG in production).
  */

@@ -211,25 +211,11 @@ uint64_t tether_port_now_ms(void)
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
-/* Process-wide by nature: there is one wall clock. */
-static int64_t time_offset_ms;
-
-int64_t tether_port_time_ms(void)
+int64_t tether_port_wall_ms(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000 + time_offset_ms;
-}
-
-int64_t tether_port_time_s(void)
-{
-    int64_t ms = tether_port_time_ms();
-    return ms >= 0 ? ms / 1000 : -((-ms + 999) / 1000);
-}
-
-void tether_port_set_time_offset_ms(int64_t offset_ms)
-{
-    time_offset_ms = offset_ms;
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 tether_status tether_port_udp_exchange(const char *host, uint16_t port, const uint8_t *request,
