@@ -33,7 +33,18 @@ void tc_publish(const char *client_id, const char *topic, const char *payload, s
     int rc = mosquitto_broker_publish_copy(client_id, topic, (int)len, len > 0 ? payload : NULL,
                                            qos, false, NULL);
     if (rc != MOSQ_ERR_SUCCESS) {
-        tc_log(MOSQ_LOG_WARNING, "publish to %s on %s failed (%d)", client_id, topic, rc);
+        /* A DPS connection's id is renamed in place with bit 7 set (auth.c, dps_own_id_space):
+         * log the id the client sent, not those bytes. */
+        char shown[160];
+        size_t n = 0;
+        bool dps = false;
+        for (const char *c = client_id; c != NULL && *c != '\0' && n + 1 < sizeof shown; c++) {
+            dps |= (*c & 0x80) != 0;
+            shown[n++] = (char)(*c & 0x7f);
+        }
+        shown[n] = '\0';
+        tc_log(MOSQ_LOG_WARNING, "publish to %s%s on %s failed (%d)", shown,
+               dps ? " (its DPS connection)" : "", topic, rc);
     }
 }
 
