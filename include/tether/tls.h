@@ -111,13 +111,13 @@ typedef void (*tether_tls_stage_fn)(void *context, tether_tls_stage stage,
 /**
  * Which TLS versions the client offers (tether_tls_options.versions).
  *
- * Azure splits them by host name (PROTOCOL.md, "TLS"; Microsoft: "TLS support in IoT Hub" and
- * "TLS support in Azure IoT Hub Device Provisioning Service"): DPS and a hub's regular name
- * `{hub}.azure-devices.net` speak TLS 1.2 only; TLS 1.3 is offered only on a hub's separate
- * device host name, `{hub}.device.{suffix}`. Offering 1.3 to a 1.2-only server costs a TLS 1.3
- * key share in the ClientHello for nothing, and with mbedTLS 3.6.6 it fails against an RSA
- * server that then signs its TLS 1.2 key exchange with RSA-PSS (which a 1.3-capable client
- * lists): ::TETHER_TLS_SERVER_SIGNATURE_REJECTED.
+ * Azure splits them by host name (PROTOCOL.md, "TLS"; Microsoft Learn, "IoT Hub endpoints",
+ * TLS 1.3-enabled endpoints, preview: the classic `{hub}.azure-devices.net` "TLS 1.2 (existing
+ * behavior)", the device endpoint `{hub}.device.azure-devices.net` "TLS 1.2 (restricted) + TLS
+ * 1.3"; DPS speaks TLS 1.2): TLS 1.3 is offered only on a hub's device host name. Offering 1.3 to
+ * a 1.2-only server costs a TLS 1.3 key share in the ClientHello for nothing, and with
+ * mbedTLS 3.6.6 it fails against an RSA server that then signs its TLS 1.2 key exchange with
+ * RSA-PSS (which a 1.3-capable client lists): ::TETHER_TLS_SERVER_SIGNATURE_REJECTED.
  */
 typedef enum tether_tls_versions {
     /** Azure's split (the default): TLS 1.2 and 1.3 to a host name of the form

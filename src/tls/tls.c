@@ -485,8 +485,8 @@ tether_status tether_tls_check_fragment_length(tether_tls *tls, const tether_tls
     if (tls == NULL || opts == NULL)
         return TETHER_INVALID_ARGUMENT;
     size_t limit = tether_tls_fragment_limit(opts), size = 0;
-    bool tls13 = tether_tls_offers_tls13(opts); /* the server may choose it: count its larger
-                                                  message */
+    /* Where 1.3 is offered the server may choose it: count its (larger) Certificate message. */
+    bool tls13 = tether_tls_offers_tls13(opts);
     uint8_t type = oversized_message(tls, limit, tls13, &size);
     if (type == 0)
         return TETHER_OK;
