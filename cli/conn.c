@@ -162,6 +162,11 @@ static int setup(cli_tls *c, const cli_args *a, const char *default_host, size_t
         fprintf(stderr, "tether: --tls12 and --tls13 exclude each other\n");
         return CLI_EXIT_USAGE;
     }
+    if (cli_has(a, "tls13") && !build.tls13)
+        fprintf(stderr,
+                "warning: --tls13: this build (profile %s) has no TLS 1.3 and offers TLS "
+                "1.2 only\n",
+                build.profile);
     if (arena > 0)
         limit = (long)arena;
     if (limit > 0) {

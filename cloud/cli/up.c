@@ -256,11 +256,12 @@ static int write_conf(const char *dir, int port, int ws_port, const char *plugin
 
 /* The one step that lets an unmodified sample find this cloud (cloud/README.md, "Using the local
  * cloud with other SDKs"): an /etc/hosts line naming Azure's global DPS host and every hub host
- * of this cloud, each followed by its device host name (TLS 1.3). Debian resolves with `hosts:
+ * of this cloud, each followed by its device host name (TLS 1.3) when the server certificate
+ * names those (every shape but azure-ecc, pki.c). Debian resolves with `hosts:
  * files dns`, which knows no `*.localhost`, and /etc/hosts is the one mechanism every resolver
  * (glibc, musl, Node's dns.lookup) reads. The trailing comment names the cloud, so the line can be
  * found and removed again. Malloc'd. */
-static char *hosts_line(const cJSON *hubs, const char *scope)
+static char *hosts_line(const cJSON *hubs, const char *scope, bool device_hosts)
 {
     size_t cap = 128;
     const cJSON *h;
@@ -276,8 +277,10 @@ static char *hosts_line(const cJSON *hubs, const char *scope)
     size_t used = (size_t)snprintf(line, cap, "127.0.0.1 global.azure-devices-provisioning.net");
     cJSON_ArrayForEach(h, hubs)
     {
-        char device[300];
-        tc_device_host_of(tc_row_str(h, "host"), device, sizeof device);
+        char device[300] = "";
+        if (device_hosts) {
+            tc_device_host_of(tc_row_str(h, "host"), device, sizeof device);
+        }
         used += (size_t)snprintf(line + used, cap - used, " %s%s%s", tc_row_str(h, "host"),
                                  device[0] != '\0' ? " " : "", device);
     }
@@ -303,7 +306,8 @@ static void print_endpoint(const char *dir, sqlite3 *db, bool json, long pid)
     int64_t devices = tc_reg_int(db, 0, "SELECT count(*) FROM devices", NULL);
     int64_t connected =
         pid > 0 ? tc_reg_int(db, 0, "SELECT count(*) FROM devices WHERE connected=1", NULL) : 0;
-    char *hosts = hosts_line(hubs, scope != NULL ? scope : "");
+    char *hosts = hosts_line(hubs, scope != NULL ? scope : "",
+                             shape == NULL || strcmp(shape, "azure-ecc") != 0);
     size_t step_size = (hosts != NULL ? strlen(hosts) : 0) + 64;
     char *step = malloc(step_size);
     char undo[128];

@@ -93,9 +93,9 @@ typedef struct tether_tls_diag {
                                   length asked for. */
     uint8_t handshake_type;  /**< The client's handshake message too large for the fragment
                                   length: 11 Certificate, 15 CertificateVerify; 0 if none. */
-    int64_t clock_s;         /**< The wall clock when it failed (for CLOCK_NOT_SET). */
     uint16_t server_sig_alg; /**< TLS SignatureScheme the server's key exchange named, when
                                   refused (TLS_SERVER_SIGNATURE_REJECTED); 0 if none. */
+    int64_t clock_s;         /**< The wall clock when it failed (for CLOCK_NOT_SET). */
     char server_subject[128]; /**< Subject of the server's leaf certificate, if seen. */
     char server_issuer[128];  /**< Issuer at the top of the chain the server presented. */
     char trusted_roots[256];  /**< Subjects in the trust store, "; "-separated (verify failures). */
@@ -184,6 +184,7 @@ typedef struct tether_tls {
     bool identity_parsed; /* tls->chain and tls->key hold the parsed identity (idem). */
     bool ssl_ready;
     bool connected;
+    bool offered_tls13; /* this handshake's ClientHello offered TLS 1.3 (configure()) */
     uint64_t deadline_ms;
     /* Record-header tracker over received bytes: finds the length of an oversized record. */
     uint8_t rec_header[5];
@@ -283,8 +284,9 @@ uint16_t tether_tls_fragment_limit(const tether_tls_options *opts);
  * @return TETHER_OK (also with no identity or no fragment length), or
  *         TETHER_TLS_FRAGMENT_LENGTH_TOO_SMALL with the diag's needed (the message size),
  *         available (the fragment length) and handshake_type (11 Certificate, 15
- *         CertificateVerify). The Certificate message counted is TLS 1.3's when the build
- *         offers TLS 1.3, for the server may choose it.
+ *         CertificateVerify). The Certificate message counted is TLS 1.3's when this
+ *         connection would offer TLS 1.3 (tether_tls_offers_tls13()), for the server may
+ *         choose it.
  */
 TETHER_MUST_USE tether_status tether_tls_check_fragment_length(tether_tls *tls,
                                                                const tether_tls_options *opts);

@@ -135,7 +135,8 @@ static const status_entry table[] = {
     [TETHER_TLS_PROTOCOL_VERSION] = {"TLS_PROTOCOL_VERSION",
                                      "the server does not speak a TLS version this build offers",
                                      "Azure needs TLS 1.2 or later; check the server's minimum "
-                                     "and maximum version"},
+                                     "and maximum version (a server of your own that speaks "
+                                     "only TLS 1.3: --tls13)"},
     [TETHER_TLS_RECORD_TOO_LARGE] = {"TLS_RECORD_TOO_LARGE",
                                      "the server sent a TLS record larger than the input buffer",
                                      "the server ignored fragment-length negotiation; use a "

@@ -691,6 +691,13 @@ static int max_frag_code(uint16_t bytes)
     }
 }
 
+/* P-256 first (mbedTLS puts X25519 first): in mbedTLS it is the faster key exchange (with the
+ * NIST reduction), it is the curve of the ECC accelerators of small devices (ESP32 family),
+ * and Azure offers it. */
+static const uint16_t offered_groups[] = {
+    MBEDTLS_SSL_IANA_TLS_GROUP_SECP256R1, MBEDTLS_SSL_IANA_TLS_GROUP_X25519,
+    MBEDTLS_SSL_IANA_TLS_GROUP_SECP384R1, MBEDTLS_SSL_IANA_TLS_GROUP_NONE};
+
 static int configure(tether_tls *tls)
 {
     mbedtls_ssl_config_free(&tls->conf);
@@ -700,15 +707,11 @@ static int configure(tether_tls *tls)
     if (ret != 0)
         return ret;
     mbedtls_ssl_conf_rng(&tls->conf, mbedtls_ctr_drbg_random, &tls->drbg);
-    /* P-256 first (mbedTLS puts X25519 first): in mbedTLS it is the faster key exchange (with
-     * the NIST reduction), it is the curve of the ECC accelerators of small devices (ESP32
-     * family), and Azure offers it. */
-    static const uint16_t groups[] = {
-        MBEDTLS_SSL_IANA_TLS_GROUP_SECP256R1, MBEDTLS_SSL_IANA_TLS_GROUP_X25519,
-        MBEDTLS_SSL_IANA_TLS_GROUP_SECP384R1, MBEDTLS_SSL_IANA_TLS_GROUP_NONE};
-    mbedtls_ssl_conf_groups(&tls->conf, groups);
+    mbedtls_ssl_conf_groups(&tls->conf, offered_groups);
     mbedtls_ssl_conf_min_tls_version(&tls->conf, MBEDTLS_SSL_VERSION_TLS1_2);
-    if (!tether_tls_offers_tls13(&tls->opts))
+    /* Decided once, here: the host string is the caller's and need not outlive the call. */
+    tls->offered_tls13 = tether_tls_offers_tls13(&tls->opts);
+    if (!tls->offered_tls13)
         mbedtls_ssl_conf_max_tls_version(&tls->conf, MBEDTLS_SSL_VERSION_TLS1_2);
     if (tls->opts.insecure) {
         mbedtls_ssl_conf_authmode(&tls->conf, MBEDTLS_SSL_VERIFY_NONE);
@@ -1040,26 +1043,34 @@ static int pending_alert(tether_tls *tls)
     return -1;
 }
 
-/* mbedTLS 3.6.6's TLS 1.2 client refuses an RSA-PSS SignatureScheme (0x08xx) in the server's
+/* mbedTLS 3.6.6's TLS 1.2 client refuses an RSA-PSS SignatureScheme in the server's
  * ServerKeyExchange, although its own 1.2+1.3 ClientHello offered it (Mbed-TLS/mbedtls#10674):
  * returns the scheme when that is what failed, else 0. The message is still in the input
- * buffer: ECParameters (curve_type 3 = named_curve, the group, the point), then the scheme. */
+ * buffer, whole: ECParameters (curve_type 3 = named_curve, the group, the point), then the
+ * scheme. The same error comes earlier for a group the client did not offer, so the group must
+ * be one of ours; a PSS scheme after it is then refused whatever else the message holds. */
 static uint16_t refused_server_sig_alg(const tether_tls *tls, int ret)
 {
 #if defined(MBEDTLS_SSL_PROTO_TLS1_3) && defined(MBEDTLS_SSL_PROTO_TLS1_2)
     const mbedtls_ssl_context *ssl = &tls->ssl;
-    if (ret != MBEDTLS_ERR_SSL_ILLEGAL_PARAMETER || !tether_tls_offers_tls13(&tls->opts) ||
+    if (ret != MBEDTLS_ERR_SSL_ILLEGAL_PARAMETER || tls->connected || !tls->offered_tls13 ||
         ssl->state != MBEDTLS_SSL_SERVER_KEY_EXCHANGE ||
         ssl->tls_version != MBEDTLS_SSL_VERSION_TLS1_2 || ssl->in_msg == NULL ||
         ssl->in_msgtype != MBEDTLS_SSL_MSG_HANDSHAKE || ssl->in_hslen < 4 + 4 + 2 ||
         ssl->in_hslen > MBEDTLS_SSL_IN_CONTENT_LEN ||
         ssl->in_msg[0] != MBEDTLS_SSL_HS_SERVER_KEY_EXCHANGE || ssl->in_msg[4] != 3)
         return 0;
+    uint16_t group = (uint16_t)((ssl->in_msg[5] << 8) | ssl->in_msg[6]);
+    bool ours = false;
+    for (const uint16_t *g = offered_groups; *g != MBEDTLS_SSL_IANA_TLS_GROUP_NONE; g++)
+        ours |= *g == group;
     size_t at = 4 + 3 + 1 + (size_t)ssl->in_msg[4 + 3]; /* after the point */
-    if (at + 2 > ssl->in_hslen)
+    if (!ours || at + 2 > ssl->in_hslen)
         return 0;
     uint16_t scheme = (uint16_t)((ssl->in_msg[at] << 8) | ssl->in_msg[at + 1]);
-    return (scheme >> 8) == 0x08 ? scheme : 0;
+    /* rsa_pss_rsae_sha256..512 (0x0804..0x0806), rsa_pss_pss_sha256..512 (0x0809..0x080b) */
+    bool pss = (scheme >= 0x0804 && scheme <= 0x0806) || (scheme >= 0x0809 && scheme <= 0x080b);
+    return pss ? scheme : 0;
 #else
     (void)tls;
     (void)ret;
