@@ -3,10 +3,13 @@
  * assigned the device) may publish telemetry for itself, twin requests and method
  * responses, and subscribe to its own cloud-to-device, twin and method topics; at most five
  * subscriptions. Everything else is denied (SUBACK 0x80, or the message is not delivered).
- * A subscription the connection already holds is refused when repeated: Mosquitto 2.0.11 keeps
+ * A subscription made on this connection is refused when repeated on it: Mosquitto 2.0.11 keeps
  * about 47 bytes for every repeat of a filter a client holds (sub__add), which a client could
- * repeat without end; IoT Hub caps subscriptions per connection too. A new connection starts
- * with none, so resubscribing after a reconnect is unaffected.
+ * repeat without end; IoT Hub caps subscriptions per connection too. Resubscribing after a
+ * reconnect is granted, also when the session was resumed (CleanSession 0) and already holds
+ * the filter: every Azure SDK for Embedded C sample reconnects with CleanSession 0 and
+ * subscribes again, and MQTT 3.1.1 section 3.8.4 has a repeated filter replace the old one. So
+ * a client costs the broker at most one such repeat per filter per connection.
  * There is no topic of the `tether cloud` service path on the broker at all: commands reach
  * the plugin through the registry file (service.c). */
 #include <string.h>
@@ -22,14 +25,16 @@ static int dps_check(struct tc_session *s, int access, const char *topic)
 {
     switch (access) {
     case MOSQ_ACL_SUBSCRIBE:
-        if (starts(topic, "$dps/registrations/res/") && (s->subs & TC_SUB_DPS_RES) == 0) {
+        if (starts(topic, "$dps/registrations/res/") && (s->conn_subs & TC_SUB_DPS_RES) == 0) {
             s->subs |= TC_SUB_DPS_RES;
+            s->conn_subs |= TC_SUB_DPS_RES;
             return MOSQ_ERR_SUCCESS;
         }
         return MOSQ_ERR_ACL_DENIED;
     case MOSQ_ACL_UNSUBSCRIBE:
         if (starts(topic, "$dps/registrations/res/")) {
             s->subs &= ~TC_SUB_DPS_RES;
+            s->conn_subs &= ~TC_SUB_DPS_RES;
         }
         return MOSQ_ERR_SUCCESS;
     case MOSQ_ACL_WRITE:
@@ -82,19 +87,22 @@ static int hub_check(struct tc_session *s, struct mosquitto *client, int access,
     switch (access) {
     case MOSQ_ACL_SUBSCRIBE:
         kind = hub_filter_kind(s, topic);
-        if (kind == 0 || (s->subs & kind) != 0) {
+        if (kind == 0 || (s->conn_subs & kind) != 0) {
             return MOSQ_ERR_ACL_DENIED;
         }
-        if (mosquitto_client_sub_count(client) >= TC_MAX_SUBS) {
+        /* a resumed filter is replaced, not added: it does not count against the cap */
+        if ((s->subs & kind) == 0 && mosquitto_client_sub_count(client) >= TC_MAX_SUBS) {
             return MOSQ_ERR_ACL_DENIED;
         }
         s->subs |= kind;
+        s->conn_subs |= kind;
         if (kind == TC_SUB_C2D) {
             s->c2d_check = true;
         }
         return MOSQ_ERR_SUCCESS;
     case MOSQ_ACL_UNSUBSCRIBE:
         s->subs &= ~hub_filter_kind(s, topic);
+        s->conn_subs &= ~hub_filter_kind(s, topic);
         return MOSQ_ERR_SUCCESS;
     case MOSQ_ACL_WRITE:
         snprintf(own, sizeof own, "devices/%s/messages/events", s->id);

@@ -38,7 +38,8 @@ struct tc_session {
     char client_id[TC_ID_MAX + 1];
     char id[TC_ID_MAX + 1];     /* registration id as sent (DPS) or device id (hub) */
     char host[TC_HOST_MAX + 1]; /* hub host name (hub) */
-    unsigned subs;              /* TC_SUB_* */
+    unsigned subs;              /* TC_SUB_*: what the session holds (resumed ones included) */
+    unsigned conn_subs;         /* TC_SUB_*: subscribed on this connection (the repeat guard) */
     int64_t connected_ms;
     /* DPS: the attestation result, answered on the first register request */
     int dps_error; /* 0, or an errorCode (401002) */

@@ -209,6 +209,38 @@ def test_subscriptions_persist_across_sessions_with_clean_session_0(cloud):
     d4.close()
 
 
+def test_a_resumed_session_may_subscribe_again(cloud):
+    """Every Azure SDK for Embedded C sample connects with CleanSession 0 and subscribes on every
+    run: a resumed session that already holds a filter gets it granted again (MQTT 3.1.1
+    3.8.4: the new subscription replaces the old), on the hub and on DPS, and everything still
+    arrives. A repeat on the same connection is still refused (issue 14 item 3). Found by
+    running the SDK's paho samples twice: the second run failed with SUBACK 0x80."""
+    hub, key = provision(cloud, "resub-1")
+    filters = ("$iothub/twin/res/#", "$iothub/twin/PATCH/properties/desired/#",
+               "$iothub/methods/POST/#", "devices/+/messages/devicebound/#")
+    for run in ("first", "second", "third"):
+        d, present = session_connect(cloud, "resub-1", hub, key, clean=False)
+        assert present == (0 if run == "first" else 1)
+        for f in filters:
+            assert d.subscribe(f) == (1,), (run, f)
+        assert d.subscribe(filters[0]) == (128,), run  # a repeat on this connection
+        everything_arrives(cloud, d, "resub-1", run)
+        d.close()
+    # DPS: the same, and the registration still answers
+    key = enroll_sas(cloud, "resub-dps-1")
+    for run in range(2):
+        d = cloud.dps("resub-dps-1", password=dps_token(cloud, "resub-dps-1", key))
+        d.c._clean_session = False
+        assert d.connect() == 0
+        assert d.subscribe("$dps/registrations/res/#") == (1,), run
+        assert d.subscribe("$dps/registrations/res/#") == (128,), run
+        d.publish("$dps/registrations/PUT/iotdps-register/?$rid=1",
+                  json.dumps({"registrationId": "resub-dps-1"}))
+        m = d.get(timeout=10)
+        assert m is not None and parse_res(m.topic)[0] in (200, 202), run
+        d.close()
+
+
 # 11.8 and 14.6 ----------------------------------------------------------------------------
 def pending_c2d(cloud, dev):
     return cloud.cli_json("device", "show", dev).get("pendingC2d") or 0
