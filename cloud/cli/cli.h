@@ -59,6 +59,9 @@ int pki_ensure(const char *dir, bool quiet);
 int pki_server_sync(const char *dir, sqlite3 *db);
 /* azure-rsa, azure-ecc or compact (pki.c, "server shapes"). */
 bool pki_shape_valid(const char *name);
+/* Whether that shape's server certificate names the hubs' device host names (NULL: the
+ * default shape). */
+bool pki_shape_names_device_hosts(const char *name);
 
 /* Make a running broker reload its certificates (SIGHUP) after a server certificate change. */
 int cloud_reload_if_running(const char *dir);

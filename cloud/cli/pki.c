@@ -183,6 +183,11 @@ struct shape_cert {
 struct shape {
     const char *name;
     struct shape_cert root, intermediate, leaf;
+    /* The leaf names each hub's device host name {hub}.device.{suffix} (TLS 1.3). Not
+     * azure-ecc: its leaf is not padded to a known size, so every name adds to the record a
+     * device must hold (35 B more would end minimal's fit in 2,048 B), and at Azure the device
+     * endpoint and the ECC certificate are separate previews. */
+    bool device_hosts;
 };
 
 /* Sizes: DigiCert Global Root G2 is 914 B DER (RSA-2048, sha256WithRSA), G3 579 B (P-384,
@@ -193,15 +198,18 @@ static const struct shape shapes[] = {
     {"azure-rsa",
      {"rsa2048", "tether G2 shape", "sha256", 914},
      {"rsa4096", "tether Azure RSA TLS Issuing CA (shape)", "sha384", 1509},
-     {"rsa2048", "global.azure-devices-provisioning.net", "sha384", 1875}},
+     {"rsa2048", "global.azure-devices-provisioning.net", "sha384", 1875},
+     true},
     {"azure-ecc",
      {"ec-p384", "tether G3 shape", "sha384", 579},
      {"ec-p384", "tether Azure ECC TLS Issuing CA (shape)", "sha384", 0},
-     {"ec-p384", "global.azure-devices-provisioning.net", "sha384", 0}},
+     {"ec-p384", "global.azure-devices-provisioning.net", "sha384", 0},
+     false},
     {"compact",
      {NULL, NULL, NULL, 0},
      {NULL, NULL, NULL, 0},
-     {"ec-p256", "localhost", "sha256", 0}},
+     {"ec-p256", "localhost", "sha256", 0},
+     true},
 };
 
 static const struct shape *shape_find(const char *name)
@@ -217,6 +225,12 @@ static const struct shape *shape_find(const char *name)
 bool pki_shape_valid(const char *name)
 {
     return shape_find(name) != NULL;
+}
+
+bool pki_shape_names_device_hosts(const char *name)
+{
+    const struct shape *sh = shape_find(name);
+    return (sh != NULL ? sh : &shapes[0])->device_hosts;
 }
 
 /* An extension given as its OID and the DER of its value (the SCT list's size, for one). */
@@ -369,15 +383,6 @@ static X509 *make_shaped(EVP_PKEY *key, const struct shape_cert *sc, enum cert_r
     return best;
 }
 
-/* Whether a shape's leaf names each hub's device host name {hub}.device.{suffix} (TLS 1.3).
- * Not azure-ecc: its leaf is not padded to a known size, so every name adds to the record a
- * device must hold, and the device endpoint (TLS 1.3) and the ECC certificate are separate
- * previews at Azure; the 35 B more would end minimal's fit (2,048 B input buffer). */
-static bool names_device_hosts(const struct shape *sh)
-{
-    return strcmp(sh->name, "azure-ecc") != 0;
-}
-
 /* SAN text for the server certificate: the names devices dial (DPS as localhost or as
  * Azure's global DPS name, which unmodified samples hard-code) plus every hub host and, where
  * the shape has them, their device host names. */
@@ -397,7 +402,7 @@ static char *server_san(sqlite3 *db, const struct shape *sh)
         const char *host = tc_row_str(h, "host");
         char device[300];
         device[0] = '\0';
-        if (names_device_hosts(sh)) {
+        if (sh->device_hosts) {
             tc_device_host_of(host, device, sizeof device);
         }
         size_t need = strlen(san) + strlen(host) + strlen(device) + 16;
@@ -633,7 +638,7 @@ int pki_server_sync(const char *dir, sqlite3 *db)
     {
         const char *host = tc_row_str(h, "host");
         char device[300] = "";
-        if (names_device_hosts(sh)) {
+        if (sh->device_hosts) {
             tc_device_host_of(host, device, sizeof device);
         }
         if (cert != NULL &&

@@ -257,7 +257,7 @@ static int write_conf(const char *dir, int port, int ws_port, const char *plugin
 /* The one step that lets an unmodified sample find this cloud (cloud/README.md, "Using the local
  * cloud with other SDKs"): an /etc/hosts line naming Azure's global DPS host and every hub host
  * of this cloud, each followed by its device host name (TLS 1.3) when the server certificate
- * names those (every shape but azure-ecc, pki.c). Debian resolves with `hosts:
+ * names those (pki_shape_names_device_hosts()). Debian resolves with `hosts:
  * files dns`, which knows no `*.localhost`, and /etc/hosts is the one mechanism every resolver
  * (glibc, musl, Node's dns.lookup) reads. The trailing comment names the cloud, so the line can be
  * found and removed again. Malloc'd. */
@@ -306,8 +306,7 @@ static void print_endpoint(const char *dir, sqlite3 *db, bool json, long pid)
     int64_t devices = tc_reg_int(db, 0, "SELECT count(*) FROM devices", NULL);
     int64_t connected =
         pid > 0 ? tc_reg_int(db, 0, "SELECT count(*) FROM devices WHERE connected=1", NULL) : 0;
-    char *hosts = hosts_line(hubs, scope != NULL ? scope : "",
-                             shape == NULL || strcmp(shape, "azure-ecc") != 0);
+    char *hosts = hosts_line(hubs, scope != NULL ? scope : "", pki_shape_names_device_hosts(shape));
     size_t step_size = (hosts != NULL ? strlen(hosts) : 0) + 64;
     char *step = malloc(step_size);
     char undo[128];

@@ -101,8 +101,9 @@ static int hub_check(struct tc_session *s, struct mosquitto *client, int access,
         }
         return MOSQ_ERR_SUCCESS;
     case MOSQ_ACL_UNSUBSCRIBE:
-        s->subs &= ~hub_filter_kind(s, topic);
-        s->conn_subs &= ~hub_filter_kind(s, topic);
+        kind = hub_filter_kind(s, topic);
+        s->subs &= ~kind;
+        s->conn_subs &= ~kind;
         return MOSQ_ERR_SUCCESS;
     case MOSQ_ACL_WRITE:
         snprintf(own, sizeof own, "devices/%s/messages/events", s->id);
